@@ -1,0 +1,145 @@
+//! Command-line interface of `lapor-hub`: parsing (clap derive) and dispatch
+//! to the module that owns each command. Nothing here does the work itself.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::HubRole;
+use crate::{init, server, status};
+
+/// Where the config is looked for when `--config` is not given.
+pub const DEFAULT_CONFIG: &str = "lapor-hub.toml";
+
+/// Provincial or national hub of lapor-sync: stores the complaints of its
+/// children and serves them to operators.
+#[derive(Debug, Parser)]
+#[command(name = "lapor-hub", version, about)]
+pub struct Cli {
+    /// Path of the hub's TOML config file.
+    #[arg(long, global = true, env = "LAPOR_HUB_CONFIG", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+
+    /// What to do; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented config for this hub and create its database.
+    Init(InitArgs),
+    /// Serve Complaints, health and reflection until SIGTERM.
+    Run(RunArgs),
+    /// Show the site's store counters (and, on request, its integrity).
+    Status(StatusArgs),
+    /// Print the commented example config (or the effective one).
+    PrintConfig(PrintConfigArgs),
+    /// Load and validate the config, then print a one-line summary.
+    CheckConfig,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Tier of this hub.
+    #[arg(long, value_enum)]
+    pub role: HubRole,
+    /// Hub code: the two-digit province code (11 = Aceh), or 00 for national.
+    #[arg(long)]
+    pub site: String,
+    /// Directory for the database; default: `data/` beside the config file.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Address the hub will serve gRPC on.
+    #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
+    pub listen: SocketAddr,
+    /// Overwrite an existing config file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Default, Args)]
+pub struct RunArgs {
+    /// Listen here instead of `server.listen` (port 0 picks a free port;
+    /// the readiness line on stdout tells which).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Also run `PRAGMA integrity_check`; exit 1 if it is not "ok".
+    #[arg(long)]
+    pub integrity: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PrintConfigArgs {
+    /// Print the loaded config (after defaults and path resolution)
+    /// instead of the commented example.
+    #[arg(long)]
+    pub effective: bool,
+}
+
+/// Runs the parsed command.
+pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    let config = cli.config;
+    match cli.command.unwrap_or(Command::Run(RunArgs::default())) {
+        Command::Init(args) => init::init(&config, args).await,
+        Command::Run(args) => server::run_from_cli(&config, args).await,
+        Command::Status(args) => status::status(&config, args).await,
+        Command::PrintConfig(args) => init::print_config(&config, args),
+        Command::CheckConfig => init::check_config(&config),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_flag_has_help() {
+        fn walk(cmd: &clap::Command) {
+            for arg in cmd.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                assert!(
+                    builtin || arg.get_help().is_some(),
+                    "{} --{} has no help",
+                    cmd.get_name(),
+                    arg.get_id()
+                );
+            }
+            cmd.get_subcommands().for_each(walk);
+        }
+        walk(&Cli::command());
+    }
+
+    #[test]
+    fn init_takes_role_and_site() {
+        let cli = Cli::try_parse_from(["lapor-hub", "init", "--role", "national", "--site", "00"])
+            .unwrap();
+        assert!(matches!(
+            cli.command,
+            Some(Command::Init(InitArgs {
+                role: HubRole::National,
+                ..
+            }))
+        ));
+        assert!(
+            Cli::try_parse_from(["lapor-hub", "init", "--role", "district", "--site", "11"])
+                .is_err()
+        );
+    }
+}

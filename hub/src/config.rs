@@ -1,0 +1,399 @@
+//! The hub's TOML configuration: [`HubConfig`], its loading and validation,
+//! and the commented template that `init` and `print-config` emit
+//! (`deploy/config/hub.example.toml`, compiled in).
+//!
+//! Unknown keys are refused (`deny_unknown_fields`): the template ships in
+//! lockstep with the binary, so an unknown key is a typo and should stop
+//! startup rather than be ignored.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
+use lapor_shared::hlc::SystemClock;
+use lapor_shared::regions;
+use lapor_shared::store::StoreConfig;
+use lapor_shared::telemetry::LogConfig;
+use serde::{Deserialize, Serialize};
+
+/// The commented example config, the single source for `init` and
+/// `print-config`.
+pub const TEMPLATE: &str = include_str!("../../deploy/config/hub.example.toml");
+
+/// Default gRPC listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7400";
+
+/// Everything `lapor-hub` reads from its config file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    pub site: SiteSection,
+    pub store: StoreSection,
+    #[serde(default)]
+    pub server: ServerSection,
+    /// The parent hub (national, for a province); absent for national.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<UpstreamSection>,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub testing: TestingSection,
+}
+
+/// Which tier a hub is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum HubRole {
+    /// A provincial hub: code `NN`, children are the province's districts.
+    Province,
+    /// The national hub: code `00`, children are the provinces.
+    National,
+}
+
+impl HubRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HubRole::Province => "province",
+            HubRole::National => "national",
+        }
+    }
+}
+
+/// `[site]`: which hub this is.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    pub role: HubRole,
+    /// `NN` (province) or `00` (national).
+    pub code: String,
+}
+
+/// `[store]`: where the database lives.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    /// The SQLite file; relative paths are resolved against the config
+    /// file's directory by [`HubConfig::load`].
+    pub path: PathBuf,
+}
+
+/// `[server]`: the gRPC listener.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .expect("DEFAULT_LISTEN is a valid socket address")
+}
+
+/// `[upstream]`: the parent hub (used by replication).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSection {
+    /// `http://` or `https://` URL of the parent's gRPC endpoint.
+    pub url: String,
+}
+
+/// `[testing]`: knobs that exist only for the fault-injection tests.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestingSection {
+    /// TEST ONLY: shift of the wall clock fed to the HLC, in milliseconds.
+    #[serde(default)]
+    pub clock_offset_ms: i64,
+}
+
+/// Why a config could not be loaded. Every variant names the file or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("read config {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for [`HubConfig`] (the message names the
+    /// key: unknown, missing or of the wrong type).
+    #[error("parse config {path}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// `site.code` is not of the form `00` or `NN`.
+    #[error("site.code = {value:?} is not a hub code (NN or 00)")]
+    SiteShape {
+        value: String,
+        #[source]
+        source: Option<CodeError>,
+    },
+    /// `site.role` and `site.code` disagree (national is exactly `00`).
+    #[error(
+        "site.role = {role:?} does not match site.code = {value:?} (national <=> \"00\", province <=> NN)"
+    )]
+    RoleMismatch { role: &'static str, value: String },
+    /// `site.code` is well formed but not a province in the region list.
+    #[error("site.code = {value:?} is not a province in the region list")]
+    UnknownProvince { value: String },
+    /// `store.path` is empty.
+    #[error("store.path is empty")]
+    EmptyStorePath,
+    /// `upstream.url` is not an http(s) URL with a host.
+    #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
+    UpstreamUrl { value: String },
+    /// The national hub has no parent to forward to.
+    #[error("upstream is set but site.role = \"national\" has no parent")]
+    NationalUpstream,
+}
+
+impl HubConfig {
+    /// Reads, parses and validates the file at `path`, resolving a relative
+    /// `store.path` against the file's directory.
+    ///
+    /// # Errors
+    /// See [`ConfigError`]; each variant names the file or the key.
+    pub fn load(path: &Path) -> Result<HubConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = HubConfig::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })?;
+        if config.store.path.is_relative() {
+            let base = path.parent().unwrap_or(Path::new("."));
+            config.store.path = base.join(&config.store.path);
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text without validating it.
+    pub fn parse(text: &str) -> Result<HubConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+
+    /// Checks what serde cannot: role and code agree, the province exists,
+    /// the path, the upstream URL.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.site_code()?;
+        if self.store.path.as_os_str().is_empty() {
+            return Err(ConfigError::EmptyStorePath);
+        }
+        match (&self.upstream, self.site.role) {
+            (Some(_), HubRole::National) => return Err(ConfigError::NationalUpstream),
+            (Some(upstream), HubRole::Province) => check_upstream_url(&upstream.url)?,
+            (None, _) => {}
+        }
+        Ok(())
+    }
+
+    /// The validated hub code, consistent with the role.
+    pub fn site_code(&self) -> Result<SiteCode, ConfigError> {
+        let value = &self.site.code;
+        let code = SiteCode::parse(value).map_err(|source| ConfigError::SiteShape {
+            value: value.clone(),
+            source: Some(source),
+        })?;
+        let mismatch = || ConfigError::RoleMismatch {
+            role: self.site.role.as_str(),
+            value: value.clone(),
+        };
+        match (self.site.role, code.role()) {
+            (_, SiteRole::Node) => {
+                return Err(ConfigError::SiteShape {
+                    value: value.clone(),
+                    source: None,
+                });
+            }
+            (HubRole::National, SiteRole::National) => {}
+            (HubRole::Province, SiteRole::Province) => {
+                if regions::province(code.as_str()).is_none() {
+                    return Err(ConfigError::UnknownProvince {
+                        value: value.clone(),
+                    });
+                }
+            }
+            _ => return Err(mismatch()),
+        }
+        Ok(code)
+    }
+
+    /// What the store needs to open this hub's database.
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        Ok(StoreConfig {
+            path: self.store.path.clone(),
+            site: self.site_code()?,
+            clock: SystemClock {
+                offset_ms: self.testing.clock_offset_ms,
+            },
+        })
+    }
+}
+
+/// Accepts `http://host[:port][/]` and `https://...`.
+fn check_upstream_url(value: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::UpstreamUrl {
+        value: value.to_owned(),
+    };
+    let uri: tonic::transport::Uri = value.parse().map_err(|_| bad())?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
+    if scheme_ok && host_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// Why the template could not be filled in.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// A line that `init` substitutes is missing from, or repeated in, the
+    /// template: the template and this code drifted apart.
+    #[error("template line {line:?} occurs {found} times, expected once")]
+    Drift { line: &'static str, found: usize },
+}
+
+/// The lines of [`TEMPLATE`] that `init` replaces.
+const TEMPLATE_ROLE_LINE: &str = "role = \"province\"";
+const TEMPLATE_SITE_LINE: &str = "code = \"11\"";
+const TEMPLATE_PATH_LINE: &str = "path = \"/var/lib/lapor-hub/hub.db\"";
+const TEMPLATE_LISTEN_LINE: &str = "listen = \"127.0.0.1:7400\"";
+
+/// The template with this hub's values filled in, comments kept.
+pub fn render_template(
+    role: HubRole,
+    site: &SiteCode,
+    store_path: &Path,
+    listen: SocketAddr,
+) -> Result<String, TemplateError> {
+    let mut text = TEMPLATE.to_owned();
+    for (line, value) in [
+        (
+            TEMPLATE_ROLE_LINE,
+            format!("role = {}", toml_string(role.as_str())),
+        ),
+        (
+            TEMPLATE_SITE_LINE,
+            format!("code = {}", toml_string(site.as_str())),
+        ),
+        (
+            TEMPLATE_PATH_LINE,
+            format!("path = {}", toml_string(&store_path.to_string_lossy())),
+        ),
+        (
+            TEMPLATE_LISTEN_LINE,
+            format!("listen = {}", toml_string(&listen.to_string())),
+        ),
+    ] {
+        let found = text.lines().filter(|l| l.trim() == line).count();
+        if found != 1 {
+            return Err(TemplateError::Drift { line, found });
+        }
+        text = text.replacen(line, &value, 1);
+    }
+    Ok(text)
+}
+
+/// A TOML basic string with escapes.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_site(role: &str, code: &str) -> HubConfig {
+        let text = TEMPLATE
+            .replace(TEMPLATE_ROLE_LINE, &format!("role = \"{role}\""))
+            .replace(TEMPLATE_SITE_LINE, &format!("code = \"{code}\""));
+        HubConfig::parse(&text).unwrap()
+    }
+
+    #[test]
+    fn the_shipped_template_parses_and_validates() {
+        let config = HubConfig::parse(TEMPLATE).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.site.role, HubRole::Province);
+        assert_eq!(config.site_code().unwrap().as_str(), "11");
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+    }
+
+    #[test]
+    fn role_and_code_must_agree() {
+        with_site("national", "00").validate().unwrap();
+        with_site("province", "32").validate().unwrap();
+        for (role, code) in [("national", "11"), ("province", "00")] {
+            let err = with_site(role, code).validate().unwrap_err().to_string();
+            assert!(err.contains("does not match"), "{role} {code}: {err}");
+        }
+        let err = with_site("province", "11.13")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("site.code"), "{err}");
+        let err = with_site("province", "99")
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a province in the region list"), "{err}");
+        assert!(
+            HubConfig::parse(&TEMPLATE.replace(TEMPLATE_ROLE_LINE, "role = \"district\"")).is_err()
+        );
+    }
+
+    #[test]
+    fn national_has_no_upstream() {
+        let mut config = with_site("national", "00");
+        config.upstream = Some(UpstreamSection {
+            url: "http://127.0.0.1:7400".into(),
+        });
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::NationalUpstream)
+        ));
+    }
+
+    #[test]
+    fn rendered_template_carries_the_given_values() {
+        let site = SiteCode::national();
+        let listen: SocketAddr = "127.0.0.1:7499".parse().unwrap();
+        let text = render_template(
+            HubRole::National,
+            &site,
+            Path::new("/srv/nasional/hub.db"),
+            listen,
+        )
+        .unwrap();
+        let config = HubConfig::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.site.role, HubRole::National);
+        assert_eq!(config.site.code, "00");
+        assert_eq!(config.store.path, Path::new("/srv/nasional/hub.db"));
+        assert_eq!(config.server.listen, listen);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = HubConfig::parse(&TEMPLATE.replace("[testing]", "[testing]\nclock_skew = 1"))
+            .unwrap_err();
+        assert!(err.to_string().contains("clock_skew"), "{err}");
+    }
+}

@@ -1,0 +1,125 @@
+//! lapor-hub: the provincial or national hub of lapor-sync.
+//!
+//! A hub keeps its own SQLite store of the complaints of its children (the
+//! districts of its province, or every province for national) and serves
+//! them to operators. Accepting children's pushes and forwarding upward is
+//! added by the replication issue, with the same store and server.
+//!
+//! # Layout
+//!
+//! - [`cli`]: argument parsing and dispatch, nothing else.
+//! - [`config`]: `HubConfig` (TOML), role/code validation, the template.
+//! - [`server`]: the gRPC server and the shutdown order.
+//! - [`init`]: `init`, `print-config`, `check-config`.
+//! - [`status`]: `status` output (a struct, so fields can be added).
+//!
+//! The node crate mirrors this layout file for file; it adds `intake`,
+//! `submit` and `view`, which only a district has.
+
+pub mod cli;
+pub mod config;
+pub mod init;
+pub mod server;
+pub mod status;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use lapor_shared::domain::SiteCode;
+use lapor_shared::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::HubConfig;
+
+/// A hub whose store is open and migrated, ready to serve.
+#[derive(Debug)]
+pub struct Hub {
+    /// This hub's code.
+    site: SiteCode,
+    /// The site's store; closed by [`Hub::run`] after the server drained.
+    store: Store,
+    /// Exclusive lock on `<db>.lock`, held while this process may write:
+    /// a second hub on the same database is refused.
+    _lock: File,
+}
+
+impl Hub {
+    /// Opens (creating and migrating as needed) the hub's store.
+    ///
+    /// # Errors
+    /// An invalid role/code, or a store that cannot be opened.
+    pub async fn open(config: HubConfig) -> anyhow::Result<Hub> {
+        let store_config = config.store_config()?;
+        let site = store_config.site.clone();
+        let path = store_config.path.clone();
+        let lock = lock_store(&path)?;
+        // Opening migrates the schema: blocking SQLite work, kept off the
+        // async workers.
+        let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+            .await
+            .context("join the store-opening task")?
+            .with_context(|| format!("open store {}", path.display()))?;
+        Ok(Hub {
+            site,
+            store,
+            _lock: lock,
+        })
+    }
+
+    pub fn site(&self) -> &SiteCode {
+        &self.site
+    }
+
+    /// A handle to the hub's store (for in-process tests and tools).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves gRPC on `listener` until `token` is cancelled, then drains and
+    /// closes the store.
+    pub async fn run(self, listener: TcpListener, token: CancellationToken) -> anyhow::Result<()> {
+        let Hub {
+            store, _lock: lock, ..
+        } = self;
+        let result = server::serve(store, listener, token).await;
+        // Released only now that the store is closed.
+        drop(lock);
+        result
+    }
+}
+
+/// Takes the exclusive advisory lock beside the database (`hub.db` ->
+/// `hub.lock`). The OS releases it when the process dies, so a SIGKILLed
+/// hub never leaves a stale lock behind.
+fn lock_store(db: &Path) -> anyhow::Result<File> {
+    let path = db.with_extension("lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "lock {}: another process holds it (is lapor-hub already running on this database?)",
+            path.display()
+        ),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+}
+
+/// Opens the hub described by `config` and serves on `listener` until
+/// `token` is cancelled.
+pub async fn run(
+    config: HubConfig,
+    listener: TcpListener,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    Hub::open(config).await?.run(listener, token).await
+}

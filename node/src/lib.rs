@@ -1,0 +1,132 @@
+//! lapor-node: the district (kabupaten/kota) node of lapor-sync.
+//!
+//! A node takes in SP4N-LAPOR! complaints at the district office, keeps them
+//! in its own SQLite store and works fully offline; replication to the
+//! provincial hub is added on top of this.
+//!
+//! # Layout
+//!
+//! - [`cli`]: argument parsing and dispatch, nothing else.
+//! - [`config`]: `NodeConfig` (TOML), its validation and the shipped template.
+//! - [`server`]: the gRPC server and the shutdown order.
+//! - [`intake`]: the `Intake` service (Submit, AddEvent).
+//! - [`init`]: `init`, `print-config`, `check-config`.
+//! - [`submit`]: the staff-facing `submit` command.
+//! - [`view`]: `list` and `show` output.
+//! - [`status`]: `status` output (a struct, so fields can be added).
+//!
+//! Tests and `main` both enter through [`Node::open`] + [`Node::run`] (or
+//! [`run`]), which take an already bound listener and a cancellation token.
+
+pub mod cli;
+pub mod config;
+pub mod init;
+pub mod intake;
+pub mod server;
+pub mod status;
+pub mod submit;
+pub mod view;
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::Path;
+
+use anyhow::{Context as _, bail};
+use lapor_shared::domain::SiteCode;
+use lapor_shared::store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::NodeConfig;
+
+/// A node whose store is open and migrated, ready to serve.
+#[derive(Debug)]
+pub struct Node {
+    /// This district.
+    site: SiteCode,
+    /// The site's store; closed by [`Node::run`] after the server drained.
+    store: Store,
+    /// Exclusive lock on `<db>.lock`, held while this process may write:
+    /// a second `run`, or `submit --offline` beside a running node, is
+    /// refused instead of becoming a second writer.
+    _lock: File,
+}
+
+impl Node {
+    /// Opens (creating and migrating as needed) the node's store.
+    ///
+    /// # Errors
+    /// An invalid site code, or a store that cannot be opened (see
+    /// `StoreError`: a newer schema, another site's database, I/O).
+    pub async fn open(config: NodeConfig) -> anyhow::Result<Node> {
+        let store_config = config.store_config()?;
+        let site = store_config.site.clone();
+        let path = store_config.path.clone();
+        let lock = lock_store(&path)?;
+        // Opening migrates the schema: blocking SQLite work, kept off the
+        // async workers.
+        let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+            .await
+            .context("join the store-opening task")?
+            .with_context(|| format!("open store {}", path.display()))?;
+        Ok(Node {
+            site,
+            store,
+            _lock: lock,
+        })
+    }
+
+    pub fn site(&self) -> &SiteCode {
+        &self.site
+    }
+
+    /// A handle to the node's store (for in-process tests and tools).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Serves gRPC on `listener` until `token` is cancelled, then drains and
+    /// closes the store.
+    pub async fn run(self, listener: TcpListener, token: CancellationToken) -> anyhow::Result<()> {
+        let Node {
+            store, _lock: lock, ..
+        } = self;
+        let result = server::serve(store, listener, token).await;
+        // Released only now that the store is closed.
+        drop(lock);
+        result
+    }
+}
+
+/// Takes the exclusive advisory lock beside the database (`node.db` ->
+/// `node.lock`). The OS releases it when the process dies, so a SIGKILLed
+/// node never leaves a stale lock behind.
+fn lock_store(db: &Path) -> anyhow::Result<File> {
+    let path = db.with_extension("lock");
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+    }
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("open lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => bail!(
+            "lock {}: another process holds it (is lapor-node already running on this database?)",
+            path.display()
+        ),
+        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("lock {}", path.display())),
+    }
+}
+
+/// Opens the node described by `config` and serves on `listener` until
+/// `token` is cancelled.
+pub async fn run(
+    config: NodeConfig,
+    listener: TcpListener,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
+    Node::open(config).await?.run(listener, token).await
+}

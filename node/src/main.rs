@@ -1,0 +1,21 @@
+//! `lapor-node` binary: parse the command line and hand over to the library.
+//! Everything else lives in `lapor_node` so tests can drive it in-process.
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use lapor_node::cli::{Cli, dispatch};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    match dispatch(Cli::parse()).await {
+        Ok(code) => code,
+        Err(e) => {
+            // The one place an error is reported: to stderr, where the
+            // operator running the command (or journald) sees it, whether
+            // or not logging was initialised before it happened.
+            eprintln!("error: failed to {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! `lapor-node status`: the site's health as one struct, printed as text or
+//! JSON.
+//!
+//! [`NodeStatus`] is the JSON contract that operators' scripts and the tests
+//! read. Fields are only ever added (replication adds queue and contact
+//! fields), never renamed or removed.
+//!
+//! The command opens the store directly rather than asking the running node
+//! over gRPC: SQLite's WAL mode lets a reader work beside the node's writer,
+//! and an operator needs `status` most when the node is *not* running.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use lapor_shared::store::{Store, StoreStats};
+use serde::Serialize;
+
+use crate::cli::StatusArgs;
+use crate::init::load;
+
+/// What `status --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NodeStatus {
+    /// This district's code.
+    pub site: String,
+    /// Always `"node"`; lets one script read node and hub output alike.
+    pub role: &'static str,
+    /// The database file.
+    pub store_path: String,
+    pub schema_version: u32,
+    /// Highest local event sequence number.
+    pub head_seq: u64,
+    pub events: u64,
+    pub complaints: u64,
+    /// Event ids seen with two different contents (an operator must look).
+    pub conflicts: u64,
+    /// Records refused by validation or authorization, kept for replay.
+    pub quarantined: u64,
+    /// `PRAGMA integrity_check` lines (`["ok"]` when sound); present only
+    /// with `--integrity`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub integrity: Option<Vec<String>>,
+}
+
+impl NodeStatus {
+    fn new(store_path: &Path, stats: StoreStats, integrity: Option<Vec<String>>) -> NodeStatus {
+        NodeStatus {
+            site: stats.site.to_string(),
+            role: "node",
+            store_path: store_path.display().to_string(),
+            schema_version: stats.schema_version,
+            head_seq: stats.head_seq.0,
+            events: stats.events,
+            complaints: stats.complaints,
+            conflicts: stats.conflicts,
+            quarantined: stats.quarantined,
+            integrity,
+        }
+    }
+
+    /// Whether the integrity check (if it ran) found the database sound.
+    pub fn integrity_ok(&self) -> bool {
+        self.integrity.as_ref().is_none_or(|lines| lines == &["ok"])
+    }
+}
+
+/// `lapor-node status`.
+pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let config = load(config_path)?;
+    let store_config = config.store_config()?;
+    let path = store_config.path.clone();
+    anyhow::ensure!(
+        path.exists(),
+        "find database {}: run `lapor-node init` first",
+        path.display()
+    );
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await
+        .context("join the store-opening task")?
+        .with_context(|| format!("open store {}", path.display()))?;
+    let stats = store.stats().await.context("read store stats");
+    let integrity = match (&stats, args.integrity) {
+        (Ok(_), true) => Some(
+            store
+                .integrity_check()
+                .await
+                .context("run the integrity check"),
+        ),
+        _ => None,
+    };
+    store.close().await.context("close the store")?;
+    let integrity = integrity.transpose()?;
+    let status = NodeStatus::new(&path, stats?, integrity);
+
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&status).context("serialise status")?
+        );
+    } else {
+        print_text(&status);
+    }
+    Ok(if status.integrity_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn print_text(s: &NodeStatus) {
+    println!("site            {} ({})", s.site, s.role);
+    println!(
+        "store           {} (schema v{})",
+        s.store_path, s.schema_version
+    );
+    println!("head seq        {}", s.head_seq);
+    println!("complaints      {}", s.complaints);
+    println!("events          {}", s.events);
+    println!("conflicts       {}", s.conflicts);
+    println!("quarantined     {}", s.quarantined);
+    if let Some(lines) = &s.integrity {
+        println!("integrity       {}", lines.join("; "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(integrity: Option<Vec<String>>) -> NodeStatus {
+        NodeStatus {
+            site: "11.13".into(),
+            role: "node",
+            store_path: "/x/node.db".into(),
+            schema_version: 2,
+            head_seq: 5,
+            events: 5,
+            complaints: 3,
+            conflicts: 0,
+            quarantined: 0,
+            integrity,
+        }
+    }
+
+    #[test]
+    fn integrity_is_reported_only_when_checked() {
+        let json = serde_json::to_value(status(None)).unwrap();
+        assert!(json.get("integrity").is_none());
+        assert_eq!(json["site"], "11.13");
+        assert_eq!(json["head_seq"], 5);
+        let json = serde_json::to_value(status(Some(vec!["ok".into()]))).unwrap();
+        assert_eq!(json["integrity"], serde_json::json!(["ok"]));
+    }
+
+    #[test]
+    fn integrity_ok_means_exactly_ok() {
+        assert!(status(None).integrity_ok());
+        assert!(status(Some(vec!["ok".into()])).integrity_ok());
+        assert!(!status(Some(vec!["row 3 missing from index".into()])).integrity_ok());
+    }
+}

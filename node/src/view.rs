@@ -1,0 +1,408 @@
+//! `lapor-node list` and `show`: complaints as district staff read them, as
+//! a table or text, or as JSON for scripts.
+//!
+//! Both open the store directly (read-only use; WAL lets them run beside the
+//! node's writer), so they work whether or not the node is running. The
+//! JSON shapes are [`ComplaintSummary`] and [`ComplaintDetail`].
+//!
+//! The reporter's NIK is masked in all output: staff who need the full
+//! number have it on the intake form, and terminal scrollback and pasted
+//! JSON are where personal data leaks (UU 27/2022).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use lapor_shared::domain::{
+    Channel, Classification, ComplaintId, Event, EventBody, TrackingNumber,
+};
+use lapor_shared::hlc::Hlc;
+use lapor_shared::lifecycle::ComplaintState;
+use lapor_shared::store::{ComplaintFilter, ComplaintKey, MAX_PAGE_SIZE, PageRequest, Store};
+use serde::Serialize;
+
+use crate::cli::{ListArgs, ShowArgs};
+use crate::init::load;
+
+/// One row of `list --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComplaintSummary {
+    pub complaint_id: String,
+    pub tracking_number: String,
+    pub status: &'static str,
+    /// The district that received it.
+    pub district: String,
+    /// Where the incident happened (as deep as known).
+    pub region: String,
+    pub classification: &'static str,
+    pub channel: &'static str,
+    pub category: String,
+    pub title: String,
+    /// RFC 3339, UTC, from the HLC of the Created event.
+    pub created_at: String,
+    /// RFC 3339, UTC, from the HLC of the last event folded in.
+    pub updated_at: String,
+    pub event_count: u32,
+}
+
+/// What `show --json` prints.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ComplaintDetail {
+    #[serde(flatten)]
+    pub summary: ComplaintSummary,
+    pub body: String,
+    pub location: String,
+    pub incident_date: Option<String>,
+    pub anonymous: bool,
+    pub secret: bool,
+    /// Absent for anonymous complaints.
+    pub reporter: Option<ReporterView>,
+    pub dispositions: Vec<String>,
+    /// Every event, in fold order.
+    pub history: Vec<HistoryLine>,
+}
+
+/// The reporter as shown to staff: NIK masked.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReporterView {
+    pub name: String,
+    pub nik: Option<String>,
+    pub phone: Option<String>,
+    pub email: Option<String>,
+}
+
+/// One event of a complaint's history.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryLine {
+    pub event_id: String,
+    pub at: String,
+    pub hlc: String,
+    pub origin: String,
+    pub actor: String,
+    pub kind: &'static str,
+    pub summary: String,
+    /// Why the fold did not apply it, when it did not.
+    pub skipped: Option<String>,
+}
+
+async fn open_store(config_path: &Path) -> anyhow::Result<Store> {
+    let config = load(config_path)?;
+    let store_config = config.store_config()?;
+    let path = store_config.path.clone();
+    anyhow::ensure!(
+        path.exists(),
+        "find database {}: run `lapor-node init` first",
+        path.display()
+    );
+    tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await
+        .context("join the store-opening task")?
+        .with_context(|| format!("open store {}", path.display()))
+}
+
+/// `lapor-node list`.
+pub async fn list(config_path: &Path, args: ListArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(config_path).await?;
+    let filter = ComplaintFilter {
+        region: args.region,
+        statuses: args.statuses.into_iter().map(Into::into).collect(),
+        updated_since: None,
+    };
+    let items = collect(&store, filter, args.limit).await;
+    store.close().await.context("close the store")?;
+    let rows: Vec<ComplaintSummary> = items?.iter().map(summary).collect();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&rows).context("serialise complaints")?
+        );
+    } else {
+        print_table(&rows);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pages through the store until `limit` complaints or the end.
+async fn collect(
+    store: &Store,
+    filter: ComplaintFilter,
+    limit: u32,
+) -> anyhow::Result<Vec<ComplaintState>> {
+    let mut items = Vec::new();
+    let mut token = None;
+    while items.len() < limit as usize {
+        let want = (limit - items.len() as u32).min(MAX_PAGE_SIZE);
+        let page = store
+            .list(
+                filter.clone(),
+                PageRequest {
+                    limit: want,
+                    token: token.take(),
+                },
+            )
+            .await
+            .context("list complaints")?;
+        items.extend(page.items);
+        match page.next_token {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    items.truncate(limit as usize);
+    Ok(items)
+}
+
+/// `lapor-node show`.
+pub async fn show(config_path: &Path, args: ShowArgs) -> anyhow::Result<ExitCode> {
+    let key = match ComplaintId::parse(&args.key) {
+        Ok(id) => ComplaintKey::Id(id),
+        Err(_) => ComplaintKey::Tracking(TrackingNumber(args.key.clone())),
+    };
+    let store = open_store(config_path).await?;
+    let view = store.get(key).await.context("read the complaint");
+    store.close().await.context("close the store")?;
+    let Some(view) = view? else {
+        eprintln!("no complaint {} at this site", args.key);
+        return Ok(ExitCode::FAILURE);
+    };
+    let detail = detail(&view.state, &view.history);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&detail).context("serialise the complaint")?
+        );
+    } else {
+        print_detail(&detail);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn summary(s: &ComplaintState) -> ComplaintSummary {
+    ComplaintSummary {
+        complaint_id: s.id.to_string(),
+        tracking_number: s.tracking_number.to_string(),
+        status: s.status.label(),
+        district: s.district.to_string(),
+        region: s.intake.location.region.to_string(),
+        classification: classification_label(s.intake.classification),
+        channel: channel_label(s.intake.channel),
+        category: s.intake.category.clone(),
+        title: s.intake.title.clone(),
+        created_at: rfc3339(s.created_hlc),
+        updated_at: rfc3339(s.updated_hlc),
+        event_count: s.event_count,
+    }
+}
+
+pub fn detail(s: &ComplaintState, history: &[Event]) -> ComplaintDetail {
+    let intake = &s.intake;
+    let location = match intake.location.coordinates {
+        Some((lat, lon)) => format!("{} ({lat:.5}, {lon:.5})", intake.location.description),
+        None => intake.location.description.clone(),
+    };
+    ComplaintDetail {
+        summary: summary(s),
+        body: intake.body.clone(),
+        location,
+        incident_date: intake.incident_date.map(|d| d.to_string()),
+        anonymous: s.privacy.anonymous,
+        secret: s.privacy.secret,
+        reporter: intake.reporter.as_ref().map(|r| ReporterView {
+            name: r.name.clone(),
+            nik: r.nik.as_ref().map(|n| mask_nik(&n.0)),
+            phone: r.phone.clone(),
+            email: r.email.clone(),
+        }),
+        dispositions: s
+            .dispositions
+            .iter()
+            .map(|h| {
+                format!(
+                    "{} -> {} ({})",
+                    h.from_institution, h.to_institution, h.note
+                )
+            })
+            .collect(),
+        history: history
+            .iter()
+            .map(|e| HistoryLine {
+                event_id: e.id.to_string(),
+                at: rfc3339(e.hlc),
+                hlc: e.hlc.to_string(),
+                origin: e.origin.to_string(),
+                actor: e.actor.clone(),
+                kind: e.body.kind(),
+                summary: event_summary(&e.body),
+                skipped: s
+                    .skipped
+                    .iter()
+                    .find(|k| k.event_id == e.id)
+                    .map(|k| k.reason.clone()),
+            })
+            .collect(),
+    }
+}
+
+fn event_summary(body: &EventBody) -> String {
+    match body {
+        EventBody::Created {
+            tracking_number, ..
+        } => format!("received as {tracking_number}"),
+        EventBody::Verified { note, .. } => note.clone(),
+        EventBody::Rejected { reason }
+        | EventBody::Closed { reason }
+        | EventBody::Archived { reason }
+        | EventBody::Reopened { reason } => reason.clone(),
+        EventBody::Dispositioned {
+            from_institution,
+            to_institution,
+            note,
+        } => {
+            format!("{from_institution} -> {to_institution}: {note}")
+        }
+        EventBody::Responded { institution, body } => format!("{institution}: {body}"),
+        EventBody::ReporterReplied { body } | EventBody::Commented { body } => body.clone(),
+        EventBody::PrivacyTightened { privacy } => {
+            format!("anonymous={} secret={}", privacy.anonymous, privacy.secret)
+        }
+    }
+}
+
+/// Keeps the first six digits (province, kabupaten, kecamatan: not
+/// identifying on their own) and the last two.
+pub fn mask_nik(nik: &str) -> String {
+    nik.char_indices()
+        .map(|(i, c)| if i < 6 || i + 2 >= nik.len() { c } else { '*' })
+        .collect()
+}
+
+fn rfc3339(hlc: Hlc) -> String {
+    hlc.to_utc()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+pub fn classification_label(c: Classification) -> &'static str {
+    match c {
+        Classification::Pengaduan => "pengaduan",
+        Classification::Aspirasi => "aspirasi",
+        Classification::PermintaanInformasi => "permintaan informasi",
+    }
+}
+
+pub fn channel_label(c: Channel) -> &'static str {
+    match c {
+        Channel::WalkIn => "walk-in",
+        Channel::Letter => "letter",
+        Channel::Sms1708 => "sms 1708",
+        Channel::Phone => "phone",
+        Channel::Web => "web",
+        Channel::LocalApp => "local app",
+    }
+}
+
+/// Cuts `s` to at most `max` characters (on a char boundary), marking the
+/// cut with an ellipsis.
+fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_owned();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+fn print_table(rows: &[ComplaintSummary]) {
+    if rows.is_empty() {
+        println!("no complaints");
+        return;
+    }
+    println!(
+        "{:<18} {:<20} {:<13} {:<20} TITLE",
+        "TRACKING", "STATUS", "REGION", "UPDATED (UTC)"
+    );
+    for r in rows {
+        println!(
+            "{:<18} {:<20} {:<13} {:<20} {}",
+            r.tracking_number,
+            r.status,
+            r.region,
+            r.updated_at.replace('T', " ").trim_end_matches('Z'),
+            clip(&r.title, 48)
+        );
+    }
+    println!("{} complaint(s)", rows.len());
+}
+
+fn print_detail(d: &ComplaintDetail) {
+    let s = &d.summary;
+    println!("{} — {}", s.tracking_number, s.title);
+    println!("  id              {}", s.complaint_id);
+    println!("  status          {}", s.status);
+    println!(
+        "  classification  {} via {}, category {:?}",
+        s.classification, s.channel, s.category
+    );
+    println!("  district        {}   region {}", s.district, s.region);
+    println!("  location        {}", d.location);
+    if let Some(date) = &d.incident_date {
+        println!("  incident date   {date}");
+    }
+    println!(
+        "  privacy         anonymous={} secret={}",
+        d.anonymous, d.secret
+    );
+    match &d.reporter {
+        Some(r) => println!(
+            "  reporter        {} nik={} phone={} email={}",
+            r.name,
+            r.nik.as_deref().unwrap_or("-"),
+            r.phone.as_deref().unwrap_or("-"),
+            r.email.as_deref().unwrap_or("-")
+        ),
+        None => println!("  reporter        (anonymous)"),
+    }
+    for hop in &d.dispositions {
+        println!("  disposition     {hop}");
+    }
+    println!(
+        "  received        {}   updated {}",
+        s.created_at, s.updated_at
+    );
+    println!();
+    println!("{}", d.body);
+    println!();
+    println!("history ({} events):", d.history.len());
+    for h in &d.history {
+        let skipped = h
+            .skipped
+            .as_deref()
+            .map(|r| format!("  [not applied: {r}]"))
+            .unwrap_or_default();
+        println!(
+            "  {}  {:<16} at {:<6} by {}: {}{}",
+            h.at,
+            h.kind,
+            h.origin,
+            h.actor,
+            clip(&h.summary, 80),
+            skipped
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nik_is_masked_except_region_prefix_and_last_two() {
+        assert_eq!(mask_nik("1113014507900001"), "111301********01");
+    }
+
+    #[test]
+    fn clip_cuts_on_character_boundaries() {
+        assert_eq!(clip("jalan rusak", 20), "jalan rusak");
+        assert_eq!(clip("Jalan desa rusak parah", 10), "Jalan des…");
+        assert_eq!(clip("ééééé", 3), "éé…");
+    }
+}

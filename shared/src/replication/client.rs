@@ -1,0 +1,401 @@
+//! The child's half of replication: the push loop a district node runs
+//! toward its province, and a province hub runs toward national (same code).
+//!
+//! Design constraints:
+//! - The loop never blocks intake: it only reads the store and records link
+//!   state; a dead link only grows the backlog.
+//! - Several batches are in flight at once, bounded by a window in bytes,
+//!   so a high-latency link stays full.
+//! - Where to resume comes from the parent (Hello's push cursor), never from
+//!   local memory: a child that lost its cursor re-sends nothing the parent
+//!   holds, and a parent restored from an older backup gets the gap again.
+//! - Reconnects back off exponentially with full jitter, capped, and the
+//!   backoff resets after a healthy period. On shutdown the loop stops
+//!   sending and waits (bounded) for the acks of batches in flight.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use backon::BackoffBuilder as _;
+use rand::Rng as _;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tonic::transport::{Channel, Endpoint};
+
+use super::PROTOCOL_VERSION;
+use super::codec;
+use crate::domain::{SiteCode, SiteRole, Seq};
+use crate::proto::v1::{self, HelloRequest, PushBatch, PushMessage, PushOpen, push_message, replication_client::ReplicationClient};
+use crate::store::{CursorKind, CursorUpdate, PeerUpdate, RunRequest, Store, StoreError};
+
+/// How a child talks to its parent.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `http://host:port` of the parent hub.
+    pub endpoint: String,
+    /// Bytes of batches in flight (sent, not yet acked).
+    pub window_bytes: usize,
+    /// Target uncompressed size of one batch.
+    pub batch_bytes: usize,
+    /// Most events in one batch (also capped by the parent's limit).
+    pub batch_events: usize,
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// A session that lasted this long resets the backoff.
+    pub healthy_after: Duration,
+    /// On shutdown, how long to wait for acks of batches in flight.
+    pub drain_timeout: Duration,
+}
+
+impl UpstreamConfig {
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        UpstreamConfig {
+            endpoint: endpoint.into(),
+            window_bytes: 8 * 1024 * 1024,
+            batch_bytes: 1024 * 1024,
+            batch_events: 2_000,
+            backoff_min: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(30),
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The link as the push loop sees it (for `status`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LinkStatus {
+    pub connected: bool,
+    pub parent: Option<String>,
+    /// Own seq the parent holds durably.
+    pub acked_seq: u64,
+    pub last_contact_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// Why a session with the parent ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("connect to {endpoint}")]
+    Connect {
+        endpoint: String,
+        #[source]
+        source: tonic::transport::Error,
+    },
+    #[error("parent answered {}: {}", .0.code(), .0.message())]
+    Status(#[from] tonic::Status),
+    #[error("local store")]
+    Store(#[from] StoreError),
+    #[error("encode batch")]
+    Codec(#[from] codec::CodecError),
+    #[error("protocol: {0}")]
+    Protocol(String),
+    #[error("parent closed the push stream")]
+    Closed,
+}
+
+impl SyncError {
+    /// Retriable errors are link trouble; the others need an operator
+    /// (wrong version, refused identity) and are retried only at the
+    /// slowest pace.
+    pub fn is_retriable(&self) -> bool {
+        use tonic::Code;
+        match self {
+            SyncError::Connect { .. } | SyncError::Closed => true,
+            SyncError::Status(s) => matches!(
+                s.code(),
+                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown | Code::Cancelled | Code::Internal
+            ) || (s.code() == Code::FailedPrecondition && s.message().contains("say Hello again")),
+            SyncError::Store(e) => e.is_retriable(),
+            SyncError::Codec(_) | SyncError::Protocol(_) => false,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs the push loop until `token` is cancelled. Spawn it on the owner's
+/// tracker; status is published on the returned channel.
+pub fn push_loop(store: Store, config: UpstreamConfig, token: CancellationToken) -> (watch::Receiver<LinkStatus>, impl Future<Output = ()> + Send) {
+    let (status_tx, status_rx) = watch::channel(LinkStatus::default());
+    let status_tx = Arc::new(status_tx);
+    let fut = async move {
+        let mut backoff = new_backoff(&config);
+        loop {
+            let started = Instant::now();
+            let result = session(&store, &config, &token, &status_tx).await;
+            status_tx.send_modify(|s| s.connected = false);
+            let err = match result {
+                Ok(()) => return, // cancelled
+                Err(e) => e,
+            };
+            let message = error_chain(&err);
+            if err.is_retriable() {
+                tracing::info!(error = %message, "link to parent lost");
+            } else {
+                tracing::warn!(error = %message, "parent refused this site; retrying slowly");
+            }
+            status_tx.send_modify(|s| s.last_error = Some(message.clone()));
+            let parent = status_tx.borrow().parent.clone().and_then(|p| SiteCode::parse(&p).ok());
+            if parent.is_some() {
+                let _ = store.record_peer(PeerUpdate { peer: parent, error: Some(message), ..Default::default() }).await;
+            }
+            if started.elapsed() >= config.healthy_after {
+                backoff = new_backoff(&config);
+            }
+            let ceiling = if err.is_retriable() { backoff.next().unwrap_or(config.backoff_max) } else { config.backoff_max };
+            let delay = full_jitter(ceiling);
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+    };
+    (status_rx, fut)
+}
+
+/// The error and its sources, as one line for status and logs.
+fn error_chain(err: &SyncError) -> String {
+    let chain: Vec<String> =
+        std::iter::successors(Some(err as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect();
+    chain.join(": ").chars().take(500).collect()
+}
+
+/// Capped exponential growth from backon; the jitter is applied by
+/// [`full_jitter`] (backon's own jitter adds on top of the delay instead of
+/// drawing below it, which keeps reconnect waves synchronised).
+fn new_backoff(config: &UpstreamConfig) -> backon::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(config.backoff_min)
+        .with_max_delay(config.backoff_max)
+        .with_factor(2.0)
+        .without_max_times()
+        .build()
+}
+
+/// "Full jitter" (AWS architecture blog): uniform in [0, ceiling], so 500
+/// nodes coming back after an outage spread out instead of arriving in waves.
+fn full_jitter(ceiling: Duration) -> Duration {
+    ceiling.mul_f64(rand::rng().random::<f64>())
+}
+
+fn role_of(site: &SiteCode) -> v1::SiteRole {
+    match site.role() {
+        SiteRole::Node => v1::SiteRole::Node,
+        SiteRole::Province => v1::SiteRole::Province,
+        SiteRole::National => v1::SiteRole::National,
+    }
+}
+
+async fn connect(config: &UpstreamConfig) -> Result<Channel, SyncError> {
+    let endpoint = Endpoint::from_shared(config.endpoint.clone())
+        .map_err(|source| SyncError::Connect { endpoint: config.endpoint.clone(), source })?
+        .connect_timeout(Duration::from_secs(10))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20))
+        .keep_alive_while_idle(true);
+    endpoint.connect().await.map_err(|source| SyncError::Connect { endpoint: config.endpoint.clone(), source })
+}
+
+/// One connected session: Hello, then push until the link fails or the
+/// token is cancelled (`Ok` only for cancellation).
+async fn session(
+    store: &Store,
+    config: &UpstreamConfig,
+    token: &CancellationToken,
+    status: &watch::Sender<LinkStatus>,
+) -> Result<(), SyncError> {
+    let channel = tokio::select! {
+        _ = token.cancelled() => return Ok(()),
+        c = connect(config) => c?,
+    };
+    let mut client = ReplicationClient::new(channel)
+        .max_decoding_message_size(16 * 1024 * 1024)
+        .max_encoding_message_size(16 * 1024 * 1024);
+    let site = store.site().clone();
+    let mut head = store.watch_head();
+    let head_seq = head.borrow().0;
+    let hello = client
+        .hello(HelloRequest {
+            protocol_version: PROTOCOL_VERSION,
+            site: site.to_string(),
+            role: role_of(&site) as i32,
+            compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
+            wall_clock_ms: now_ms(),
+            head_seq,
+            software: concat!("lapor-sync ", env!("CARGO_PKG_VERSION")).into(),
+        })
+        .await?
+        .into_inner();
+    let parent = SiteCode::parse(&hello.site).map_err(|e| SyncError::Protocol(format!("parent site: {e}")))?;
+    let compression = v1::Compression::try_from(hello.compression)
+        .map_err(|_| SyncError::Protocol(format!("unknown compression {}", hello.compression)))?;
+    let now = now_ms();
+    store
+        .record_peer(PeerUpdate {
+            peer: Some(parent.clone()),
+            seen_at_ms: Some(now),
+            clock_skew_ms: Some(hello.wall_clock_ms - now),
+            ..Default::default()
+        })
+        .await?;
+    let mut acked = Seq(hello.push_cursor);
+    store.set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: acked }).await?;
+    status.send_modify(|s| {
+        s.connected = true;
+        s.parent = Some(parent.to_string());
+        s.acked_seq = acked.0;
+        s.last_contact_ms = Some(now);
+    });
+    tracing::info!(parent = %parent, cursor = acked.0, ?compression, "connected to parent");
+
+    let batch_events = config.batch_events.min(hello.max_batch_events.max(1) as usize);
+    // Leave room for framing: the parent's limit is on the compressed payload,
+    // and an incompressible batch is about as large as its raw form.
+    let batch_bytes = config.batch_bytes.min((hello.max_batch_bytes as usize).saturating_sub(64 * 1024).max(1024));
+    let (tx, rx) = mpsc::channel::<PushMessage>(64);
+    tx.send(PushMessage { kind: Some(push_message::Kind::Open(PushOpen { session_id: hello.session_id.clone() })) })
+        .await
+        .map_err(|_| SyncError::Closed)?;
+    let mut acks = client.push(ReceiverStream::new(rx)).await?.into_inner();
+
+    let mut next_after = acked;
+    let mut in_flight: VecDeque<(u64, Seq, usize)> = VecDeque::new();
+    let mut in_flight_bytes = 0usize;
+    let mut batch_no = 0u64;
+    let mut caught_up = false;
+    loop {
+        while !caught_up && in_flight_bytes < config.window_bytes {
+            let run = store
+                .event_run(RunRequest {
+                    after: next_after,
+                    exclude_from: Some(parent.clone()),
+                    region: None,
+                    max_events: batch_events,
+                    max_bytes: batch_bytes,
+                })
+                .await?;
+            if run.through <= next_after {
+                caught_up = true;
+                break;
+            }
+            let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
+            let payload = codec::compress(compression, &raw)?;
+            batch_no += 1;
+            let size = payload.len();
+            let batch = PushBatch {
+                batch_no,
+                after_seq: next_after.0,
+                through_seq: run.through.0,
+                compression: compression as i32,
+                payload,
+                event_count: run.events.len() as u32,
+            };
+            tx.send(PushMessage { kind: Some(push_message::Kind::Batch(batch)) }).await.map_err(|_| SyncError::Closed)?;
+            in_flight.push_back((batch_no, run.through, size));
+            in_flight_bytes += size;
+            next_after = run.through;
+        }
+        tokio::select! {
+            biased;
+            _ = token.cancelled() => {
+                drain(store, &parent, &mut acks, &mut in_flight, config.drain_timeout, status).await;
+                return Ok(());
+            }
+            msg = acks.message() => {
+                let ack = msg?.ok_or(SyncError::Closed)?;
+                while let Some(&(n, _, size)) = in_flight.front() {
+                    if n > ack.batch_no {
+                        break;
+                    }
+                    in_flight.pop_front();
+                    in_flight_bytes -= size;
+                }
+                acked = Seq(ack.through_seq);
+                store.set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: acked }).await?;
+                if ack.quarantined > 0 {
+                    tracing::warn!(parent = %parent, batch = ack.batch_no, quarantined = ack.quarantined, "parent quarantined records");
+                }
+                status.send_modify(|s| {
+                    s.acked_seq = acked.0;
+                    s.last_contact_ms = Some(now_ms());
+                    s.last_error = None;
+                });
+            }
+            changed = head.changed(), if caught_up => {
+                if changed.is_err() {
+                    return Ok(());
+                }
+                caught_up = false;
+            }
+        }
+    }
+}
+
+/// On shutdown: stop sending and wait (bounded) for the acks of batches in
+/// flight, so they are recorded and not re-sent after restart.
+async fn drain(
+    store: &Store,
+    parent: &SiteCode,
+    acks: &mut tonic::Streaming<v1::PushAck>,
+    in_flight: &mut VecDeque<(u64, Seq, usize)>,
+    timeout: Duration,
+    status: &watch::Sender<LinkStatus>,
+) {
+    let Some(&(last, _, _)) = in_flight.back() else {
+        return;
+    };
+    let wait = async {
+        while let Ok(Some(ack)) = acks.message().await {
+            let _ = store
+                .set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: Seq(ack.through_seq) })
+                .await;
+            status.send_modify(|s| s.acked_seq = ack.through_seq);
+            if ack.batch_no >= last {
+                break;
+            }
+        }
+    };
+    if tokio::time::timeout(timeout, wait).await.is_err() {
+        tracing::info!(parent = %parent, "shutdown before every batch in flight was acked; they will be re-sent");
+    }
+    in_flight.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_within_the_ceiling() {
+        for _ in 0..1000 {
+            assert!(full_jitter(Duration::from_secs(10)) <= Duration::from_secs(10));
+        }
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let mut cfg = UpstreamConfig::new("http://127.0.0.1:1");
+        cfg.backoff_min = Duration::from_millis(100);
+        cfg.backoff_max = Duration::from_secs(2);
+        let delays: Vec<_> = new_backoff(&cfg).take(8).collect();
+        assert_eq!(delays[0].as_millis(), 100);
+        assert_eq!(delays[1].as_millis(), 200);
+        assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
+        assert_eq!(*delays.last().unwrap(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn link_trouble_is_retriable_and_refusals_are_not() {
+        assert!(SyncError::Status(tonic::Status::unavailable("x")).is_retriable());
+        assert!(SyncError::Closed.is_retriable());
+        assert!(!SyncError::Status(tonic::Status::permission_denied("x")).is_retriable());
+        assert!(!SyncError::Status(tonic::Status::failed_precondition("protocol version 9")).is_retriable());
+        assert!(SyncError::Status(tonic::Status::failed_precondition("gap; say Hello again")).is_retriable());
+    }
+}

@@ -1,0 +1,438 @@
+//! The parent's half of replication: Hello, Push and Pull.
+//!
+//! Design constraints:
+//! - Nothing is acked before it is durable: a batch's events and the child's
+//!   new cursor commit in one transaction, then the ack is sent.
+//! - A bad record (fails validation or scope) is quarantined with its reason
+//!   in that same transaction and never blocks the records behind it.
+//! - A bad *stream* (unknown protocol version, oversized batch, a gap in the
+//!   seq range, an undecodable payload) ends with a precise status; batches
+//!   before it stay committed.
+//! - Decoding and validation of batch N+1 overlaps the commit of batch N
+//!   (two stages joined by a bounded channel), so one child's stream keeps
+//!   the disk busy.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::Stream;
+use prost::Message as _;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::{Request, Response, Status, Streaming};
+
+use super::codec::{self, negotiate};
+use super::{PROTOCOL_VERSION, scope};
+use crate::domain::{SiteCode, SiteRole, Seq};
+use crate::proto::convert;
+use crate::proto::v1::{
+    self, HelloRequest, HelloResponse, PullBatch, PullRequest, PushAck, PushBatch, PushMessage, push_message,
+    replication_server::Replication,
+};
+use crate::store::{CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord, RunRequest, Store};
+
+/// Limits a parent enforces on its children.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// Largest compressed batch payload accepted.
+    pub max_batch_bytes: u32,
+    /// Most events in one batch.
+    pub max_batch_events: u32,
+    /// Clock skew above which a child is logged as a warning.
+    pub skew_warning: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits { max_batch_bytes: 4 * 1024 * 1024, max_batch_events: 10_000, skew_warning: Duration::from_secs(300) }
+    }
+}
+
+/// The largest gRPC message the replication service decodes: a full batch
+/// plus framing.
+pub fn max_message_bytes(limits: &ServerLimits) -> usize {
+    limits.max_batch_bytes as usize + 64 * 1024
+}
+
+/// Sessions older than this are forgotten (a child says Hello again on each
+/// reconnect).
+const SESSION_TTL: Duration = Duration::from_secs(6 * 3600);
+
+struct Session {
+    child: SiteCode,
+    compression: v1::Compression,
+    created: Instant,
+}
+
+/// The Replication service of a hub.
+#[derive(Clone)]
+pub struct ReplicationService {
+    store: Store,
+    limits: ServerLimits,
+    // std Mutex: held for map look-ups only, never across an await.
+    sessions: Arc<Mutex<HashMap<String, Session>>>,
+    tracker: TaskTracker,
+    token: CancellationToken,
+}
+
+impl ReplicationService {
+    /// Stream tasks are spawned on `tracker` and stop when `token` is cancelled.
+    pub fn new(store: Store, limits: ServerLimits, tracker: TaskTracker, token: CancellationToken) -> Self {
+        ReplicationService { store, limits, sessions: Arc::default(), tracker, token }
+    }
+
+    fn site(&self) -> &SiteCode {
+        self.store.site()
+    }
+
+    fn session(&self, id: &str) -> Result<(SiteCode, v1::Compression), Status> {
+        let sessions = self.sessions.lock().map_err(|_| Status::internal("session table poisoned"))?;
+        sessions
+            .get(id)
+            .map(|s| (s.child.clone(), s.compression))
+            .ok_or_else(|| Status::failed_precondition(format!("unknown session {id:?}: call Hello first")))
+    }
+
+    /// The child's identity. Today it is the site named in Hello; the trust
+    /// issue replaces this with the site named in the client certificate.
+    fn child_identity(&self, claimed: &str) -> Result<SiteCode, Status> {
+        let child = SiteCode::parse(claimed).map_err(|e| Status::invalid_argument(format!("site: {e}")))?;
+        if !crate::regions::is_known_site(&child) {
+            return Err(Status::permission_denied(format!("site {child} is not in the Kemendagri region list")));
+        }
+        scope::check_child(self.site(), &child).map_err(|e| Status::permission_denied(e.to_string()))?;
+        Ok(child)
+    }
+}
+
+fn store_status(e: crate::store::StoreError) -> Status {
+    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failed during replication");
+    if e.is_retriable() { Status::unavailable("storage busy, retry") } else { Status::internal("storage failure") }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+type AckStream = Pin<Box<dyn Stream<Item = Result<PushAck, Status>> + Send>>;
+type PullStream = Pin<Box<dyn Stream<Item = Result<PullBatch, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Replication for ReplicationService {
+    #[tracing::instrument(skip_all, fields(child = %req.get_ref().site))]
+    async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        let req = req.into_inner();
+        if req.protocol_version != PROTOCOL_VERSION {
+            return Err(Status::failed_precondition(format!(
+                "protocol version {} is not supported: hub {} speaks version {PROTOCOL_VERSION}",
+                req.protocol_version,
+                self.site()
+            )));
+        }
+        let child = self.child_identity(&req.site)?;
+        let expected_role = match child.role() {
+            SiteRole::Node => v1::SiteRole::Node,
+            SiteRole::Province => v1::SiteRole::Province,
+            SiteRole::National => v1::SiteRole::National,
+        };
+        if req.role != expected_role as i32 {
+            return Err(Status::invalid_argument(format!("role {} does not match site {child}", req.role)));
+        }
+        let now = now_ms();
+        let skew = (req.wall_clock_ms != 0).then(|| req.wall_clock_ms - now);
+        if let Some(skew) = skew
+            && skew.unsigned_abs() > self.limits.skew_warning.as_millis() as u64
+        {
+            tracing::warn!(child = %child, skew_ms = skew, "child clock is off");
+        }
+        let cursor = self.store.cursor(child.clone(), CursorKind::PushIn).await.map_err(store_status)?;
+        self.store
+            .record_peer(PeerUpdate {
+                peer: Some(child.clone()),
+                seen_at_ms: Some(now),
+                error: None,
+                clock_skew_ms: skew,
+                head_seq: Some(Seq(req.head_seq)),
+            })
+            .await
+            .map_err(store_status)?;
+        let compression = negotiate(&req.compressions);
+        let session_id = uuid::Uuid::now_v7().to_string();
+        {
+            let mut sessions = self.sessions.lock().map_err(|_| Status::internal("session table poisoned"))?;
+            sessions.retain(|_, s| s.created.elapsed() < SESSION_TTL);
+            sessions.insert(session_id.clone(), Session { child: child.clone(), compression, created: Instant::now() });
+        }
+        tracing::info!(cursor = cursor.0, ?compression, "child said hello");
+        let role = match self.site().role() {
+            SiteRole::National => v1::SiteRole::National,
+            _ => v1::SiteRole::Province,
+        };
+        Ok(Response::new(HelloResponse {
+            protocol_version: PROTOCOL_VERSION,
+            site: self.site().to_string(),
+            role: role as i32,
+            push_cursor: cursor.0,
+            compression: compression as i32,
+            max_batch_bytes: self.limits.max_batch_bytes,
+            max_batch_events: self.limits.max_batch_events,
+            wall_clock_ms: now,
+            session_id,
+        }))
+    }
+
+    type PushStream = AckStream;
+
+    async fn push(&self, req: Request<Streaming<PushMessage>>) -> Result<Response<AckStream>, Status> {
+        let mut inbound = req.into_inner();
+        let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("empty push stream"))?;
+        let Some(push_message::Kind::Open(open)) = first.kind else {
+            return Err(Status::invalid_argument("the first push message must be PushOpen"));
+        };
+        let (child, _) = self.session(&open.session_id)?;
+        let cursor = self.store.cursor(child.clone(), CursorKind::PushIn).await.map_err(store_status)?;
+        let (ack_tx, ack_rx) = mpsc::channel(64);
+        let (work_tx, work_rx) = mpsc::channel(4);
+        let reader = PushReader { child: child.clone(), limits: self.limits.clone(), expected: cursor };
+        let token = self.token.clone();
+        self.tracker.spawn(reader.run(inbound, work_tx, token.clone()));
+        self.tracker.spawn(apply_batches(self.store.clone(), child, work_rx, ack_tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(ack_rx))))
+    }
+
+    type PullStream = PullStream;
+
+    async fn pull(&self, req: Request<PullRequest>) -> Result<Response<PullStream>, Status> {
+        let req = req.into_inner();
+        let (child, compression) = self.session(&req.session_id)?;
+        let (tx, rx) = mpsc::channel(8);
+        let feed = PullFeed {
+            store: self.store.clone(),
+            child,
+            compression,
+            after: Seq(req.after_seq),
+            max_bytes: self.limits.max_batch_bytes as usize / 2,
+            max_events: self.limits.max_batch_events as usize,
+        };
+        self.tracker.spawn(feed.run(tx, self.token.clone()));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Work handed from the reader stage to the apply stage, in stream order.
+enum Work {
+    Apply { batch_no: u64, incoming: Incoming },
+    /// The batch was already held (a resend after reconnect): ack only.
+    AlreadyHeld { batch_no: u64, through: Seq },
+    /// The stream must end with this status, after everything before it.
+    Fail(Status),
+}
+
+struct PushReader {
+    child: SiteCode,
+    limits: ServerLimits,
+    /// The child's seq that the next batch must start at or before.
+    expected: Seq,
+}
+
+impl PushReader {
+    async fn run(mut self, mut inbound: Streaming<PushMessage>, out: mpsc::Sender<Work>, token: CancellationToken) {
+        loop {
+            let msg = tokio::select! {
+                _ = token.cancelled() => return,
+                msg = inbound.message() => msg,
+            };
+            let work = match msg {
+                Ok(Some(PushMessage { kind: Some(push_message::Kind::Batch(batch)) })) => self.prepare(batch),
+                Ok(Some(_)) => Work::Fail(Status::invalid_argument("only batches may follow PushOpen")),
+                Ok(None) => return,
+                Err(status) => {
+                    tracing::debug!(child = %self.child, %status, "push stream ended");
+                    return;
+                }
+            };
+            let stop = matches!(work, Work::Fail(_));
+            if out.send(work).await.is_err() || stop {
+                return;
+            }
+        }
+    }
+
+    fn prepare(&mut self, batch: PushBatch) -> Work {
+        let n = batch.batch_no;
+        if batch.payload.len() > self.limits.max_batch_bytes as usize {
+            return Work::Fail(Status::invalid_argument(format!(
+                "batch {n}: payload of {} bytes exceeds the limit of {} bytes",
+                batch.payload.len(),
+                self.limits.max_batch_bytes
+            )));
+        }
+        if batch.event_count > self.limits.max_batch_events {
+            return Work::Fail(Status::invalid_argument(format!(
+                "batch {n}: {} events exceed the limit of {}",
+                batch.event_count, self.limits.max_batch_events
+            )));
+        }
+        if batch.through_seq < batch.after_seq {
+            return Work::Fail(Status::invalid_argument(format!("batch {n}: through_seq is before after_seq")));
+        }
+        if batch.after_seq > self.expected.0 {
+            return Work::Fail(Status::failed_precondition(format!(
+                "batch {n}: starts after seq {} but this hub holds only up to {}; say Hello again",
+                batch.after_seq, self.expected
+            )));
+        }
+        if batch.through_seq <= self.expected.0 {
+            return Work::AlreadyHeld { batch_no: n, through: self.expected };
+        }
+        let decoded = match codec::decode_batch(batch.compression, &batch.payload) {
+            Ok(decoded) => decoded,
+            Err(e) => return Work::Fail(Status::invalid_argument(format!("batch {n}: {e}"))),
+        };
+        if decoded.events.len() > self.limits.max_batch_events as usize {
+            return Work::Fail(Status::invalid_argument(format!("batch {n}: more events than the limit")));
+        }
+        let mut events = Vec::with_capacity(decoded.events.len());
+        let mut quarantine = Vec::new();
+        for proto in decoded.events {
+            let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
+            let checked = convert::event_from_proto(proto.clone())
+                .map_err(|v| v.to_string())
+                .and_then(|e| scope::check_event(&self.child, &e).map(|()| e).map_err(|s| s.to_string()));
+            match checked {
+                Ok(event) => events.push(event),
+                Err(reason) => {
+                    tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
+                    quarantine.push(QuarantineRecord { event_id, payload: proto.encode_to_vec(), reason });
+                }
+            }
+        }
+        self.expected = Seq(batch.through_seq);
+        let cursor = CursorUpdate { peer: self.child.clone(), kind: CursorKind::PushIn, seq: self.expected };
+        Work::Apply { batch_no: n, incoming: Incoming { from: self.child.clone(), events, quarantine, cursor: Some(cursor) } }
+    }
+}
+
+/// Commits prepared batches in order and acks each after its commit.
+async fn apply_batches(store: Store, child: SiteCode, mut work: mpsc::Receiver<Work>, acks: mpsc::Sender<Result<PushAck, Status>>) {
+    while let Some(item) = work.recv().await {
+        let ack = match item {
+            Work::Fail(status) => {
+                tracing::info!(child = %child, %status, "refused a push stream");
+                let _ = acks.send(Err(status)).await;
+                return;
+            }
+            Work::AlreadyHeld { batch_no, through } => {
+                PushAck { batch_no, through_seq: through.0, accepted: 0, duplicates: 0, quarantined: 0 }
+            }
+            Work::Apply { batch_no, incoming } => {
+                let through = incoming.cursor.as_ref().map(|c| c.seq.0).unwrap_or_default();
+                match store.apply_remote(incoming).await {
+                    Ok(o) => PushAck {
+                        batch_no,
+                        through_seq: through,
+                        accepted: o.accepted,
+                        duplicates: o.duplicates + o.conflicts,
+                        quarantined: o.quarantined,
+                    },
+                    Err(e) => {
+                        let _ = acks.send(Err(store_status(e))).await;
+                        return;
+                    }
+                }
+            }
+        };
+        if acks.send(Ok(ack)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Streams the events that concern a child, then follows new commits.
+struct PullFeed {
+    store: Store,
+    child: SiteCode,
+    compression: v1::Compression,
+    after: Seq,
+    max_bytes: usize,
+    max_events: usize,
+}
+
+impl PullFeed {
+    async fn run(mut self, tx: mpsc::Sender<Result<PullBatch, Status>>, token: CancellationToken) {
+        let mut head = self.store.watch_head();
+        loop {
+            let req = RunRequest {
+                after: self.after,
+                exclude_from: Some(self.child.clone()),
+                region: Some(self.child.clone()),
+                max_events: self.max_events,
+                max_bytes: self.max_bytes,
+            };
+            let run = match self.store.event_run(req).await {
+                Ok(run) => run,
+                Err(e) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+            };
+            if run.through > self.after {
+                let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
+                let payload = match codec::compress(self.compression, &raw) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(Status::internal(format!("compress: {e}")))).await;
+                        return;
+                    }
+                };
+                let batch = PullBatch {
+                    after_seq: self.after.0,
+                    through_seq: run.through.0,
+                    compression: self.compression as i32,
+                    payload,
+                    event_count: run.events.len() as u32,
+                };
+                self.after = run.through;
+                // A failed send means the child went away.
+                if tx.send(Ok(batch)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = token.cancelled() => return,
+                _ = tx.closed() => return,
+                changed = head.changed() => if changed.is_err() { return },
+            }
+        }
+    }
+}
+
+/// Re-validates quarantined records (after an operator fixed the cause, e.g.
+/// an updated region list) and stores those that now pass. Returns
+/// (replayed, still refused).
+pub async fn replay_quarantine(store: &Store, ids: Option<Vec<i64>>) -> Result<(u32, u32), crate::store::StoreError> {
+    let entries = store.quarantined(None).await?;
+    let mut replayed = 0;
+    let mut refused = 0;
+    for entry in entries.into_iter().filter(|e| ids.as_ref().is_none_or(|ids| ids.contains(&e.id))) {
+        let from = SiteCode::parse(&entry.received_from).ok();
+        let event = v1::Event::decode(entry.payload.as_slice())
+            .ok()
+            .and_then(|p| convert::event_from_proto(p).ok())
+            .filter(|e| from.as_ref().is_some_and(|f| scope::check_event(f, e).is_ok()));
+        match (event, from) {
+            (Some(event), Some(from)) => {
+                store.apply_remote(Incoming { from, events: vec![event], quarantine: vec![], cursor: None }).await?;
+                store.mark_replayed(vec![entry.id]).await?;
+                replayed += 1;
+            }
+            _ => refused += 1,
+        }
+    }
+    Ok((replayed, refused))
+}

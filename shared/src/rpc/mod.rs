@@ -1,0 +1,11 @@
+//! gRPC services and status mapping shared by the node and the hub.
+//!
+//! - [`complaints`]: the `Complaints` read service over a site's store.
+//! - [`status`]: the one mapping from store errors to gRPC statuses.
+//!
+//! Handlers here validate wire messages into domain values (through
+//! `crate::proto::convert`) and call the store; they never hold SQL or
+//! business rules of their own.
+
+pub mod complaints;
+pub mod status;

@@ -1,0 +1,604 @@
+//! The single writer: a dedicated thread that owns the write connection and
+//! commits whatever is queued as one group.
+//!
+//! Why a thread and not a task: every statement here blocks on SQLite and the
+//! commit blocks on fsync. A plain thread keeps that off the async runtime
+//! without `block_in_place`, and its queue is the natural place to batch.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use rand::Rng as _;
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::connection::open_writer;
+use super::migrations::migrate;
+use super::read::{decode_event, encode_event, now_ms};
+use super::{
+    ApplyOutcome, Appended, CursorUpdate, Incoming, NewComplaint, NewEvent, PeerUpdate, Reply, StoreConfig, StoreError,
+    Submitted,
+};
+use crate::domain::{ComplaintId, Event, EventBody, EventId, SiteCode, SiteRole, Seq, TrackingNumber};
+use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
+use crate::lifecycle::{self, ComplaintState};
+
+/// Requests to the writer. Each carries the channel its answer goes back on.
+pub(super) enum Command {
+    Submit(NewComplaint, Reply<Submitted>),
+    AddEvent(NewEvent, Reply<Appended>),
+    ApplyRemote(Incoming, Reply<ApplyOutcome>),
+    SetCursor(CursorUpdate, Reply<()>),
+    MarkReplayed(Vec<i64>, Reply<()>),
+    RecordPeer(PeerUpdate, Reply<()>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+impl Command {
+    /// Rough cost, so one group stays a bounded transaction.
+    fn weight(&self) -> usize {
+        match self {
+            Command::ApplyRemote(inc, _) => 1 + inc.events.len() + inc.quarantine.len(),
+            _ => 1,
+        }
+    }
+}
+
+/// Queue depth between callers and the writer; callers wait (backpressure)
+/// when it is full.
+const QUEUE_DEPTH: usize = 8192;
+/// Upper bound on the work in one group commit.
+const MAX_GROUP_WEIGHT: usize = 8192;
+
+pub(super) struct Started {
+    pub sender: mpsc::Sender<Command>,
+    pub head: watch::Receiver<Seq>,
+    pub thread: std::thread::JoinHandle<()>,
+}
+
+/// Opens, migrates and binds the database to its site, then starts the
+/// writer thread.
+pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
+    let mut conn = open_writer(&config.path)
+        .map_err(|source| StoreError::Open { path: config.path.clone(), source })?;
+    migrate(&mut conn)?;
+    let instance = bind_site(&conn, &config.site)?;
+    let (hlc, tracking_next): (i64, i64) =
+        conn.query_row("SELECT hlc, tracking_next FROM writer_state WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
+    let (head_tx, head_rx) = watch::channel(Seq(head as u64));
+    let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
+    let writer = Writer {
+        conn,
+        site: config.site.clone(),
+        clock: HlcClock::new(Box::new(config.clock), Hlc(hlc as u64), DEFAULT_MAX_FORWARD),
+        tracking_prefix: format!("{}-{}", config.site.as_str().replace('.', ""), instance),
+        tracking_next: tracking_next as u64,
+        head: head as u64,
+        head_tx,
+        persisted: (hlc as u64, tracking_next as u64),
+    };
+    let thread = std::thread::Builder::new()
+        .name("lapor-store-writer".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| StoreError::Rejected { reason: format!("cannot start writer thread: {e}") })?;
+    Ok(Started { sender: tx, head: head_rx, thread })
+}
+
+/// Records the site on first open and refuses another site's database.
+/// Returns the instance tag used in tracking numbers.
+fn bind_site(conn: &Connection, site: &SiteCode) -> Result<String, StoreError> {
+    let found: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'site'", [], |r| r.get(0)).optional()?;
+    match found {
+        Some(found) if found != site.as_str() => {
+            return Err(StoreError::WrongSite { found, expected: site.clone() });
+        }
+        Some(_) => {}
+        None => {
+            conn.execute("INSERT INTO meta (key, value) VALUES ('site', ?1)", [site.as_str()])?;
+        }
+    }
+    let tag: Option<String> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'instance_tag'", [], |r| r.get(0)).optional()?;
+    match tag {
+        Some(tag) => Ok(tag),
+        None => {
+            let tag = mint_instance_tag();
+            conn.execute("INSERT INTO meta (key, value) VALUES ('instance_tag', ?1)", [&tag])?;
+            Ok(tag)
+        }
+    }
+}
+
+/// Three Crockford base-32 characters (no I, L, O, U): 32,768 instances per
+/// district, readable over the phone.
+fn mint_instance_tag() -> String {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut rng = rand::rng();
+    (0..3).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+}
+
+struct Writer {
+    conn: Connection,
+    site: SiteCode,
+    clock: HlcClock,
+    /// `1113-K7Q`: district without the dot, instance tag.
+    tracking_prefix: String,
+    tracking_next: u64,
+    /// Highest seq written (committed or in the open group).
+    head: u64,
+    head_tx: watch::Sender<Seq>,
+    /// (hlc, tracking_next) as last written to `writer_state`.
+    persisted: (u64, u64),
+}
+
+/// An answer held back until its group commits.
+enum Pending {
+    Submit(Reply<Submitted>, Result<Submitted, StoreError>),
+    AddEvent(Reply<Appended>, Box<Result<Appended, StoreError>>),
+    Apply(Reply<ApplyOutcome>, Result<ApplyOutcome, StoreError>),
+    Unit(Reply<()>, Result<(), StoreError>),
+}
+
+impl Pending {
+    fn send(self, commit: &Result<(), Arc<rusqlite::Error>>) {
+        fn pick<T>(r: Result<T, StoreError>, c: &Result<(), Arc<rusqlite::Error>>) -> Result<T, StoreError> {
+            match c {
+                Ok(()) => r,
+                Err(e) => Err(StoreError::GroupCommit(e.clone())),
+            }
+        }
+        // A dropped receiver means the caller gave up; nothing to do.
+        let _ = match self {
+            Pending::Submit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+            Pending::AddEvent(tx, r) => tx.send(pick(*r, commit)).map_err(drop),
+            Pending::Apply(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+            Pending::Unit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+        };
+    }
+}
+
+impl Writer {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut weight = first.weight();
+            let mut group = vec![first];
+            while weight < MAX_GROUP_WEIGHT {
+                match rx.try_recv() {
+                    Ok(cmd) => {
+                        weight += cmd.weight();
+                        group.push(cmd);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let mut shutdown = Vec::new();
+            let work: Vec<Command> = group
+                .into_iter()
+                .filter_map(|c| match c {
+                    Command::Shutdown(tx) => {
+                        shutdown.push(tx);
+                        None
+                    }
+                    other => Some(other),
+                })
+                .collect();
+            if !work.is_empty() {
+                self.commit_group(work);
+            }
+            if !shutdown.is_empty() {
+                // Drain what was queued behind the shutdown request, then stop.
+                rx.close();
+                let mut rest = Vec::new();
+                while let Ok(cmd) = rx.try_recv() {
+                    if let Command::Shutdown(tx) = cmd {
+                        shutdown.push(tx);
+                    } else {
+                        rest.push(cmd);
+                    }
+                }
+                if !rest.is_empty() {
+                    self.commit_group(rest);
+                }
+                for tx in shutdown {
+                    let _ = tx.send(());
+                }
+                return;
+            }
+        }
+    }
+
+    fn commit_group(&mut self, work: Vec<Command>) {
+        let head_before = self.head;
+        let mut pending = Vec::with_capacity(work.len());
+        let outcome = self.run_group(work, &mut pending).map_err(Arc::new);
+        match &outcome {
+            Ok(()) => {
+                if self.head != head_before {
+                    self.head_tx.send_replace(Seq(self.head));
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every request in the group gets the error");
+                self.head = head_before;
+            }
+        }
+        for p in pending {
+            p.send(&outcome);
+        }
+    }
+
+    fn run_group(&mut self, work: Vec<Command>, pending: &mut Vec<Pending>) -> Result<(), rusqlite::Error> {
+        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ctx = Ctx {
+            site: &self.site,
+            clock: &mut self.clock,
+            tracking_prefix: &self.tracking_prefix,
+            tracking_next: &mut self.tracking_next,
+            head: &mut self.head,
+        };
+        for cmd in work {
+            match cmd {
+                Command::Submit(c, reply) => {
+                    let r = in_savepoint(&tx, |conn| ctx.submit(conn, c));
+                    pending.push(Pending::Submit(reply, r));
+                }
+                Command::AddEvent(e, reply) => {
+                    let r = in_savepoint(&tx, |conn| ctx.add_event(conn, e));
+                    pending.push(Pending::AddEvent(reply, Box::new(r)));
+                }
+                Command::ApplyRemote(inc, reply) => {
+                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc));
+                    pending.push(Pending::Apply(reply, r));
+                }
+                Command::SetCursor(update, reply) => {
+                    let r = in_savepoint(&tx, |conn| set_cursor(conn, &update));
+                    pending.push(Pending::Unit(reply, r));
+                }
+                Command::MarkReplayed(ids, reply) => {
+                    let r = in_savepoint(&tx, |conn| mark_replayed(conn, &ids));
+                    pending.push(Pending::Unit(reply, r));
+                }
+                Command::RecordPeer(update, reply) => {
+                    let r = in_savepoint(&tx, |conn| record_peer(conn, &update));
+                    pending.push(Pending::Unit(reply, r));
+                }
+                Command::Shutdown(_) => unreachable_shutdown(),
+            }
+        }
+        let state = (self.clock.last().0, self.tracking_next);
+        if state != self.persisted {
+            tx.execute(
+                "UPDATE writer_state SET hlc = ?1, tracking_next = ?2 WHERE id = 1",
+                params![state.0 as i64, state.1 as i64],
+            )?;
+        }
+        tx.commit()?;
+        self.persisted = state;
+        Ok(())
+    }
+}
+
+/// Shutdown commands are split off before a group runs.
+fn unreachable_shutdown() {
+    tracing::error!("shutdown command reached a group; ignored");
+}
+
+/// Runs one request in its own savepoint: its failure rolls back only its
+/// own writes, never its neighbours' in the group.
+fn in_savepoint<T>(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    tx.execute_batch("SAVEPOINT op")?;
+    match f(tx) {
+        Ok(v) => {
+            tx.execute_batch("RELEASE op")?;
+            Ok(v)
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            Err(e)
+        }
+    }
+}
+
+/// What a request may touch besides the connection.
+struct Ctx<'a> {
+    site: &'a SiteCode,
+    clock: &'a mut HlcClock,
+    tracking_prefix: &'a str,
+    tracking_next: &'a mut u64,
+    head: &'a mut u64,
+}
+
+impl Ctx<'_> {
+    fn submit(&mut self, conn: &Connection, c: NewComplaint) -> Result<Submitted, StoreError> {
+        if self.site.role() != SiteRole::Node {
+            return Err(StoreError::Rejected { reason: format!("site {} is a hub; intake happens at district nodes", self.site) });
+        }
+        let complaint_id = c.complaint_id.unwrap_or_else(ComplaintId::new_v7);
+        if let Some(existing) = created_event(conn, complaint_id)? {
+            return match &existing.body {
+                EventBody::Created { tracking_number, intake } if **intake == c.intake && existing.actor == c.actor => {
+                    Ok(Submitted {
+                        complaint_id,
+                        tracking_number: tracking_number.clone(),
+                        event_id: existing.id,
+                        hlc: existing.hlc,
+                        duplicate: true,
+                    })
+                }
+                _ => Err(StoreError::Conflict(existing.id)),
+            };
+        }
+        let tracking_number = TrackingNumber(format!("{}-{:06}", self.tracking_prefix, *self.tracking_next));
+        *self.tracking_next += 1;
+        let event = Event {
+            id: EventId::new_v7(),
+            complaint_id,
+            origin: self.site.clone(),
+            hlc: self.clock.now(),
+            actor: c.actor,
+            district: self.site.clone(),
+            body: EventBody::Created { tracking_number: tracking_number.clone(), intake: Box::new(c.intake) },
+        };
+        let seq = self.insert_event(conn, &event, None)?.ok_or(StoreError::Conflict(event.id))?;
+        let state = lifecycle::fold(std::slice::from_ref(&event))
+            .ok_or_else(|| StoreError::Rejected { reason: "a created event did not fold".into() })?;
+        upsert_complaint(conn, &state, seq)?;
+        Ok(Submitted { complaint_id, tracking_number, event_id: event.id, hlc: event.hlc, duplicate: false })
+    }
+
+    fn add_event(&mut self, conn: &Connection, e: NewEvent) -> Result<Appended, StoreError> {
+        if matches!(e.body, EventBody::Created { .. }) {
+            return Err(StoreError::Rejected { reason: "a complaint is created by Submit, not AddEvent".into() });
+        }
+        let mut events = events_of(conn, e.complaint_id)?;
+        let state = lifecycle::fold(&events).ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
+        if let Some(id) = e.event_id
+            && let Some(existing) = events.iter().find(|x| x.id == id)
+        {
+            if existing.actor == e.actor && existing.body == e.body && existing.origin == *self.site {
+                return Ok(Appended { event_id: id, hlc: existing.hlc, duplicate: true, state });
+            }
+            return Err(StoreError::Conflict(id));
+        }
+        if let Some(id) = e.event_id
+            && event_exists(conn, id)?
+        {
+            return Err(StoreError::Conflict(id));
+        }
+        if !self.site.covers(&state.district) {
+            return Err(StoreError::Rejected {
+                reason: format!("complaint of district {} is outside site {}", state.district, self.site),
+            });
+        }
+        // A new event is stamped after everything the complaint already
+        // holds, even when that came from a site whose clock runs ahead.
+        let hlc = self.clock.now().max(state.updated_hlc.successor());
+        let event = Event {
+            id: e.event_id.unwrap_or_else(EventId::new_v7),
+            complaint_id: e.complaint_id,
+            origin: self.site.clone(),
+            hlc,
+            actor: e.actor,
+            district: state.district.clone(),
+            body: e.body,
+        };
+        lifecycle::check_local_write(&state, &event)
+            .map_err(|err| StoreError::Rejected { reason: err.to_string() })?;
+        let seq = self.insert_event(conn, &event, None)?.ok_or(StoreError::Conflict(event.id))?;
+        events.push(event.clone());
+        let state = lifecycle::fold(&events)
+            .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
+        upsert_complaint(conn, &state, seq)?;
+        Ok(Appended { event_id: event.id, hlc: event.hlc, duplicate: false, state })
+    }
+
+    fn apply_remote(&mut self, conn: &Connection, inc: Incoming) -> Result<ApplyOutcome, StoreError> {
+        let mut out = ApplyOutcome::default();
+        let now = now_ms();
+        for q in &inc.quarantine {
+            conn.prepare_cached(
+                "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![inc.from.as_str(), q.event_id, q.payload, q.reason, now])?;
+            out.quarantined += 1;
+        }
+        // Complaints whose row must be refolded, with the seq of their last new event.
+        let mut touched: Vec<(ComplaintId, u64, bool)> = Vec::new();
+        let mut seen = BTreeSet::new();
+        for event in &inc.events {
+            self.clock.observe(event.hlc);
+            match self.insert_event(conn, event, Some(&inc.from))? {
+                Some(seq) => {
+                    out.accepted += 1;
+                    let created = matches!(event.body, EventBody::Created { .. });
+                    if seen.insert(event.complaint_id) {
+                        touched.push((event.complaint_id, seq, created));
+                    } else if let Some(t) = touched.iter_mut().find(|t| t.0 == event.complaint_id) {
+                        t.1 = seq;
+                        t.2 = false;
+                    }
+                }
+                None => {
+                    let stored: Vec<u8> = conn
+                        .prepare_cached("SELECT payload FROM events WHERE event_id = ?1")?
+                        .query_row([event.id.0.as_bytes().as_slice()], |r| r.get(0))?;
+                    if stored == encode_event(event) {
+                        out.duplicates += 1;
+                    } else {
+                        record_conflict(conn, event, Some(&inc.from))?;
+                        out.conflicts += 1;
+                    }
+                }
+            }
+        }
+        for (complaint_id, seq, only_created) in touched {
+            let state = if only_created && !complaint_has_other_events(conn, complaint_id)? {
+                inc.events.iter().find(|e| e.complaint_id == complaint_id).and_then(|e| lifecycle::fold(std::slice::from_ref(e)))
+            } else {
+                lifecycle::fold(&events_of(conn, complaint_id)?)
+            };
+            // Events that arrive before their Created wait in the log; the
+            // row appears when the Created does.
+            if let Some(state) = state {
+                upsert_complaint(conn, &state, seq)?;
+            }
+        }
+        if let Some(cursor) = &inc.cursor {
+            set_cursor(conn, cursor)?;
+        }
+        Ok(out)
+    }
+
+    /// Inserts an event; `None` when its id is already stored.
+    fn insert_event(&mut self, conn: &Connection, event: &Event, from: Option<&SiteCode>) -> Result<Option<u64>, StoreError> {
+        let payload = encode_event(event);
+        let n = conn
+            .prepare_cached(
+                "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (event_id) DO NOTHING",
+            )?
+            .execute(params![
+                event.id.0.as_bytes().as_slice(),
+                event.complaint_id.0.as_bytes().as_slice(),
+                event.origin.as_str(),
+                event.district.as_str(),
+                event.hlc.0 as i64,
+                event.body.kind(),
+                payload,
+                from.map(SiteCode::as_str),
+                now_ms(),
+            ])?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let seq = conn.last_insert_rowid() as u64;
+        *self.head = (*self.head).max(seq);
+        Ok(Some(seq))
+    }
+}
+
+fn event_exists(conn: &Connection, id: EventId) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM events WHERE event_id = ?1")?
+        .query_row([id.0.as_bytes().as_slice()], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
+fn complaint_has_other_events(conn: &Connection, id: ComplaintId) -> Result<bool, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT count(*) FROM events WHERE complaint_id = ?1")?
+        .query_row([id.0.as_bytes().as_slice()], |r| r.get(0))?;
+    Ok(n > 1)
+}
+
+fn created_event(conn: &Connection, id: ComplaintId) -> Result<Option<Event>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = conn
+        .prepare_cached("SELECT seq, payload FROM events WHERE complaint_id = ?1 AND kind = 'created' ORDER BY seq LIMIT 1")?
+        .query_row([id.0.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    row.map(|(seq, payload)| decode_event(seq, &payload)).transpose()
+}
+
+pub(super) fn events_of(conn: &Connection, id: ComplaintId) -> Result<Vec<Event>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT seq, payload FROM events WHERE complaint_id = ?1")?;
+    let rows = stmt.query_map([id.0.as_bytes().as_slice()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (seq, payload) = row?;
+        out.push(decode_event(seq, &payload)?);
+    }
+    Ok(out)
+}
+
+fn upsert_complaint(conn: &Connection, state: &ComplaintState, seq: u64) -> Result<(), StoreError> {
+    let sql = "INSERT INTO complaints (complaint_id, tracking_number, district, status, created_hlc, updated_hlc, updated_seq)
+               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+               ON CONFLICT (complaint_id) DO UPDATE SET
+                 tracking_number = excluded.tracking_number, district = excluded.district, status = excluded.status,
+                 created_hlc = excluded.created_hlc, updated_hlc = excluded.updated_hlc, updated_seq = excluded.updated_seq";
+    let run = |tracking: &str| {
+        conn.prepare_cached(sql)?.execute(params![
+            state.id.0.as_bytes().as_slice(),
+            tracking,
+            state.district.as_str(),
+            state.status.code(),
+            state.created_hlc.0 as i64,
+            state.updated_hlc.0 as i64,
+            seq as i64,
+        ])
+    };
+    match run(&state.tracking_number.0) {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            // Two complaints carry one tracking number: only possible if two
+            // nodes minted the same instance tag. Keep both visible (the
+            // second under a disambiguated number) and leave it to an operator.
+            tracing::warn!(complaint = %state.id, tracking = %state.tracking_number, "tracking number collision");
+            run(&format!("{}~{}", state.tracking_number, state.id))?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn record_conflict(conn: &Connection, event: &Event, from: Option<&SiteCode>) -> Result<(), StoreError> {
+    tracing::warn!(event = %event.id, from = ?from.map(SiteCode::as_str), "event id stored with different content; recorded as conflict");
+    conn.prepare_cached("INSERT INTO conflicts (event_id, received_from, payload, recorded_at_ms) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![event.id.0.as_bytes().as_slice(), from.map(SiteCode::as_str), encode_event(event), now_ms()])?;
+    Ok(())
+}
+
+fn set_cursor(conn: &Connection, update: &CursorUpdate) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO cursors (peer, kind, seq, updated_at_ms) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (peer, kind) DO UPDATE SET
+           seq = CASE WHEN kind = 'push_out' THEN excluded.seq ELSE max(seq, excluded.seq) END,
+           updated_at_ms = excluded.updated_at_ms",
+    )?
+    .execute(params![update.peer.as_str(), update.kind.as_sql(), update.seq.0 as i64, now_ms()])?;
+    Ok(())
+}
+
+fn mark_replayed(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
+    let now = now_ms();
+    let mut stmt = conn.prepare_cached("UPDATE quarantine SET replayed_at_ms = ?2 WHERE id = ?1")?;
+    for id in ids {
+        stmt.execute(params![id, now])?;
+    }
+    Ok(())
+}
+
+fn record_peer(conn: &Connection, u: &PeerUpdate) -> Result<(), StoreError> {
+    let Some(peer) = &u.peer else {
+        return Ok(());
+    };
+    let now = now_ms();
+    conn.prepare_cached(
+        "INSERT INTO peers (peer, role, last_seen_ms, last_error, last_error_ms, clock_skew_ms, peer_head_seq)
+         VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?5 END, ?6, ?7)
+         ON CONFLICT (peer) DO UPDATE SET
+           last_seen_ms = coalesce(excluded.last_seen_ms, last_seen_ms),
+           last_error = coalesce(excluded.last_error, last_error),
+           last_error_ms = coalesce(excluded.last_error_ms, last_error_ms),
+           clock_skew_ms = coalesce(excluded.clock_skew_ms, clock_skew_ms),
+           peer_head_seq = coalesce(excluded.peer_head_seq, peer_head_seq)",
+    )?
+    .execute(params![
+        peer.as_str(),
+        peer.role().to_string(),
+        u.seen_at_ms,
+        u.error,
+        now,
+        u.clock_skew_ms,
+        u.head_seq.map(|s| s.0 as i64),
+    ])?;
+    Ok(())
+}

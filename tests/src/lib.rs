@@ -1,0 +1,160 @@
+//! Harness for the end-to-end tests, the demo and the benchmarks: builds the
+//! real `lapor-node` / `lapor-hub` binaries, starts them on ports chosen at
+//! runtime, and waits for conditions without bare sleeps.
+//!
+//! # Layout
+//!
+//! - this file: building binaries ([`binary`]), [`wait_until`], and
+//!   [`submit_request`] (a reproducible sample submission);
+//! - [`site`]: a running site process ([`site::SiteProcess`]) — init, start,
+//!   readiness, signals, and a guard that kills the process when dropped;
+//! - [`sample`]: realistic sample complaints with synthetic reporters.
+//! - `src/bin/`: the demo and the benchmarks.
+//!
+//! Processes announce readiness with one stdout line, `listening on ADDR`,
+//! printed only once the listener is bound and the store migrated; the
+//! harness reads it to learn the port, so no test needs a fixed port or a
+//! sleep.
+
+pub mod sample;
+pub mod site;
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use lapor_shared::proto::v1;
+use rand::SeedableRng as _;
+
+/// Which binary of the workspace to build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binary {
+    Node,
+    Hub,
+}
+
+impl Binary {
+    /// The package and binary name (they are the same).
+    pub fn name(self) -> &'static str {
+        match self {
+            Binary::Node => "lapor-node",
+            Binary::Hub => "lapor-hub",
+        }
+    }
+}
+
+/// Path of the built binary, building it on first use.
+///
+/// Uses escargot with the profile the caller was built with (debug under
+/// `cargo test`), in the workspace's own target directory, so it reuses the
+/// artifacts the test build already made. The path is cached per process.
+///
+/// # Errors
+/// The cargo build failed (its output is in the error).
+pub fn binary(which: Binary) -> anyhow::Result<PathBuf> {
+    static BUILT: OnceLock<Mutex<HashMap<Binary, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    // Held across the build on purpose: two tests asking at once must not
+    // start two cargo builds of the same binary.
+    let mut built = built
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(path) = built.get(&which) {
+        return Ok(path.clone());
+    }
+    let run = escargot::CargoBuild::new()
+        .package(which.name())
+        .bin(which.name())
+        .current_release()
+        .run()
+        .with_context(|| format!("build {}", which.name()))?;
+    let path = run.path().to_owned();
+    built.insert(which, path.clone());
+    Ok(path)
+}
+
+/// Sample complaint number `n` received at `district`, as a Submit request
+/// with the client-minted `complaint_id`. The same `n` always yields the
+/// same intake, so a retry is the same submission.
+pub fn submit_request(district: &str, n: u64, complaint_id: &str) -> v1::SubmitRequest {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(n);
+    v1::SubmitRequest {
+        complaint_id: complaint_id.to_owned(),
+        intake: Some(sample::intake(&mut rng, district, 600)),
+        actor: "petugas.loket".to_owned(),
+    }
+}
+
+/// Polls `check` until it returns `Ok(Some(value))` or `deadline` passes.
+/// `what` describes the awaited condition for the failure message, which
+/// also carries the last error `check` returned.
+///
+/// # Errors
+/// The deadline passed first.
+pub async fn wait_until<T, F, Fut>(
+    deadline: Duration,
+    what: &str,
+    mut check: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = Duration::from_millis(10);
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if started.elapsed() >= deadline {
+            match last_error {
+                Some(e) => {
+                    bail!("timed out after {deadline:?} waiting for {what}; last error: {e:#}")
+                }
+                None => bail!("timed out after {deadline:?} waiting for {what}"),
+            }
+        }
+        // Polling interval, not a wait for a condition: doubles up to 200 ms.
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn wait_until_returns_the_first_ready_value() {
+        let calls = AtomicU32::new(0);
+        let got = wait_until(Duration::from_secs(5), "third call", || async {
+            let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok((n >= 3).then_some(n))
+        })
+        .await
+        .unwrap();
+        assert_eq!(got, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_until_fails_with_the_condition_and_last_error() {
+        let err = wait_until(Duration::from_secs(1), "the hub to answer", || async {
+            Err::<Option<()>, _>(anyhow::anyhow!("connection refused"))
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("the hub to answer") && err.contains("connection refused"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,245 @@
+//! A site (node or hub) running as a real child process: `init` its config,
+//! start it on `127.0.0.1:0`, learn its port from the readiness line, signal
+//! it, and never leave it behind — [`SiteProcess`] kills the child when
+//! dropped, so a failing assertion leaves no orphan.
+//!
+//! A child's stderr (its logs) goes to a file in the test's directory, so a
+//! chatty child can never block on a full pipe, and a failure message can
+//! quote the log ([`SiteProcess::log_tail`]).
+
+use std::fs::OpenOptions;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use lapor_shared::proto::v1::complaints_client::ComplaintsClient;
+use lapor_shared::proto::v1::intake_client::IntakeClient;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::process::{Child, ChildStdout, Command};
+use tonic::transport::Channel;
+
+use crate::{Binary, binary};
+
+/// How long a site may take from spawn to its readiness line (a debug
+/// build migrating a fresh database takes well under a second).
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running `lapor-node` or `lapor-hub`.
+#[derive(Debug)]
+pub struct SiteProcess {
+    which: Binary,
+    /// The config it was started with.
+    config: PathBuf,
+    /// Where its stderr goes.
+    log: PathBuf,
+    child: Child,
+    /// Address from the readiness line.
+    addr: SocketAddr,
+    /// Kept open so a late write to stdout never fails with EPIPE.
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl SiteProcess {
+    /// Starts `which` with `config`, listening on a free loopback port, and
+    /// waits for its readiness line. Its log goes to `<config>.log`.
+    ///
+    /// # Errors
+    /// The build or spawn failed, or the process exited or stayed silent
+    /// before announcing readiness (the error quotes its log).
+    pub async fn start(which: Binary, config: &Path) -> anyhow::Result<SiteProcess> {
+        let log = config.with_extension("log");
+        let log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("open log {}", log.display()))?;
+        let mut child = Command::new(binary(which)?)
+            .arg("--config")
+            .arg(config)
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("spawn {}", which.name()))?;
+        let stdout = child.stdout.take().context("take the child's stdout")?;
+        let mut stdout = BufReader::new(stdout);
+        let ready = tokio::time::timeout(READY_TIMEOUT, read_ready_line(&mut stdout)).await;
+        let addr = match ready {
+            Ok(Ok(addr)) => addr,
+            Ok(Err(e)) => bail!(
+                "{} did not start: {e:#}\n--- log ---\n{}",
+                which.name(),
+                tail(&log)
+            ),
+            Err(_) => bail!(
+                "{} not ready after {READY_TIMEOUT:?}\n--- log ---\n{}",
+                which.name(),
+                tail(&log)
+            ),
+        };
+        Ok(SiteProcess {
+            which,
+            config: config.to_owned(),
+            log,
+            child,
+            addr,
+            _stdout: stdout,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn config(&self) -> &Path {
+        &self.config
+    }
+
+    pub fn pid(&self) -> anyhow::Result<u32> {
+        self.child
+            .id()
+            .context("the process has already been reaped")
+    }
+
+    pub async fn channel(&self) -> anyhow::Result<Channel> {
+        Channel::from_shared(self.endpoint())?
+            .connect()
+            .await
+            .with_context(|| format!("connect to {} at {}", self.which.name(), self.addr))
+    }
+
+    pub async fn intake(&self) -> anyhow::Result<IntakeClient<Channel>> {
+        Ok(IntakeClient::new(self.channel().await?))
+    }
+
+    pub async fn complaints(&self) -> anyhow::Result<ComplaintsClient<Channel>> {
+        Ok(ComplaintsClient::new(self.channel().await?))
+    }
+
+    /// Sends SIGTERM (graceful shutdown); see [`SiteProcess::wait_exit`].
+    pub async fn sigterm(&self) -> anyhow::Result<()> {
+        let pid = self.pid()?;
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .context("run kill")?;
+        anyhow::ensure!(status.success(), "kill -TERM {pid} failed: {status}");
+        Ok(())
+    }
+
+    /// SIGKILLs the process (no chance to flush or close anything) and
+    /// reaps it.
+    pub async fn sigkill(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("SIGKILL the process")
+    }
+
+    /// Waits up to `deadline` for the process to exit.
+    ///
+    /// # Errors
+    /// Still running at the deadline (the error quotes its log).
+    pub async fn wait_exit(&mut self, deadline: Duration) -> anyhow::Result<ExitStatus> {
+        match tokio::time::timeout(deadline, self.child.wait()).await {
+            Ok(status) => status.context("wait for the process"),
+            Err(_) => bail!(
+                "{} still running after {deadline:?}\n--- log ---\n{}",
+                self.which.name(),
+                self.log_tail()
+            ),
+        }
+    }
+
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        tail(&self.log)
+    }
+}
+
+async fn read_ready_line(stdout: &mut BufReader<ChildStdout>) -> anyhow::Result<SocketAddr> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if stdout.read_line(&mut line).await.context("read stdout")? == 0 {
+            bail!("exited before printing its readiness line");
+        }
+        if let Some(addr) = line.trim().strip_prefix("listening on ") {
+            return addr
+                .parse()
+                .with_context(|| format!("parse readiness line {line:?}"));
+        }
+    }
+}
+
+fn tail(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Runs a one-shot command of `which` with `--config config` and returns
+/// its stdout; fails with its stderr when it exits non-zero.
+pub async fn run_command(which: Binary, config: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(binary(which)?)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .with_context(|| format!("run {} {}", which.name(), args.join(" ")))?;
+    if !out.status.success() {
+        bail!(
+            "{} {} exited with {}:\n{}",
+            which.name(),
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    String::from_utf8(out.stdout).context("stdout is not UTF-8")
+}
+
+/// `lapor-node init` for district `site` in `dir`; returns the config path
+/// (`dir/node-<site>.toml`, data in `dir/node-<site>/`).
+pub async fn init_node(dir: &Path, site: &str) -> anyhow::Result<PathBuf> {
+    let config = dir.join(format!("node-{site}.toml"));
+    let data = dir.join(format!("node-{site}"));
+    let data = data.to_str().context("data dir is not UTF-8")?;
+    run_command(
+        Binary::Node,
+        &config,
+        &["init", "--site", site, "--data-dir", data],
+    )
+    .await?;
+    Ok(config)
+}
+
+/// `lapor-hub init` for a hub in `dir`; returns the config path
+/// (`dir/hub-<site>.toml`, data in `dir/hub-<site>/`).
+pub async fn init_hub(dir: &Path, role: &str, site: &str) -> anyhow::Result<PathBuf> {
+    let config = dir.join(format!("hub-{site}.toml"));
+    let data = dir.join(format!("hub-{site}"));
+    let data = data.to_str().context("data dir is not UTF-8")?;
+    run_command(
+        Binary::Hub,
+        &config,
+        &["init", "--role", role, "--site", site, "--data-dir", data],
+    )
+    .await?;
+    Ok(config)
+}
+
+/// `status --json --integrity` of the site configured at `config`.
+pub async fn status_json(which: Binary, config: &Path) -> anyhow::Result<serde_json::Value> {
+    let out = run_command(which, config, &["status", "--json", "--integrity"]).await?;
+    serde_json::from_str(&out).with_context(|| format!("parse status JSON {out:?}"))
+}
