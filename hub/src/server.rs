@@ -47,13 +47,18 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     let role = config.site.role;
     let hub = Hub::open(config).await?;
     let token = CancellationToken::new();
-    shutdown::spawn_cancel_on_signal(token.clone()).context("install signal handlers")?;
+    let signals =
+        shutdown::spawn_cancel_on_signal(token.clone()).context("install signal handlers")?;
     // The one readiness line: printed only once the listener is bound, the
     // store migrated and the signal handlers installed.
     println!("listening on {addr}");
     std::io::stdout().flush().context("flush stdout")?;
     tracing::info!(site = %hub.site(), role = role.as_str(), %addr, "hub ready");
-    hub.run(listener, token).await?;
+    let result = hub.run(listener, token.clone()).await;
+    // Ends the signal watcher, also when `run` failed before serving.
+    token.cancel();
+    signals.await.context("join the signal watcher")?;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

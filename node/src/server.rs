@@ -48,14 +48,19 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     let addr = listener.local_addr().context("read the bound address")?;
     let node = Node::open(config).await?;
     let token = CancellationToken::new();
-    shutdown::spawn_cancel_on_signal(token.clone()).context("install signal handlers")?;
+    let signals =
+        shutdown::spawn_cancel_on_signal(token.clone()).context("install signal handlers")?;
     // The one readiness line: printed only once the listener is bound, the
     // store migrated and the signal handlers installed. Tests and
     // supervisors parse it to learn the port.
     println!("listening on {addr}");
     std::io::stdout().flush().context("flush stdout")?;
     tracing::info!(site = %node.site(), %addr, "node ready");
-    node.run(listener, token).await?;
+    let result = node.run(listener, token.clone()).await;
+    // Ends the signal watcher, also when `run` failed before serving.
+    token.cancel();
+    signals.await.context("join the signal watcher")?;
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

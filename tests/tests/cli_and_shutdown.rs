@@ -9,6 +9,9 @@ use std::time::Duration;
 use lapor_shared::proto::v1;
 use lapor_tests::Binary;
 use lapor_tests::site::{SiteProcess, init_hub, init_node, run_command, status_json};
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 /// A clean shutdown is quick; this bound only catches a hang.
 const EXIT_DEADLINE: Duration = Duration::from_secs(20);
@@ -51,6 +54,12 @@ async fn hubs_serve_complaints_and_exit_zero_on_sigterm() {
             .await
             .unwrap();
         assert_eq!(count.into_inner().count, 0);
+        let mut health = HealthClient::new(hub.channel().await.unwrap());
+        let check = HealthCheckRequest {
+            service: "lapor.sync.v1.Complaints".into(),
+        };
+        let serving = health.check(check).await.unwrap().into_inner().status;
+        assert_eq!(serving, ServingStatus::Serving as i32, "{role}");
 
         hub.sigterm().await.unwrap();
         let exit = hub.wait_exit(EXIT_DEADLINE).await.unwrap();

@@ -402,3 +402,41 @@ async fn health_reports_serving_for_intake_and_complaints() {
     }
     node.stop().await;
 }
+
+#[tokio::test]
+async fn reflection_lists_the_served_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
+    use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
+    use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
+    use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
+
+    let node = start_node().await;
+    let channel = Channel::from_shared(format!("http://{}", node.addr))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut reflection = ServerReflectionClient::new(channel);
+    let request = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = responses.message().await.unwrap().expect("one response");
+    let Some(MessageResponse::ListServicesResponse(list)) = first.message_response else {
+        panic!("unexpected reflection answer {first:?}");
+    };
+    let names: Vec<&str> = list.service.iter().map(|s| s.name.as_str()).collect();
+    for service in [
+        "lapor.sync.v1.Intake",
+        "lapor.sync.v1.Complaints",
+        "grpc.health.v1.Health",
+    ] {
+        assert!(names.contains(&service), "{service} not in {names:?}");
+    }
+    node.stop().await;
+}

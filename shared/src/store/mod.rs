@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use migrations::SCHEMA_VERSION;
 
-use crate::domain::{ComplaintId, Event, EventBody, EventId, Intake, SiteCode, Seq, Status, TrackingNumber};
+use crate::domain::{ComplaintId, Event, EventBody, EventId, Intake, SiteCode, SiteRole, Seq, Status, TrackingNumber};
 use crate::hlc::{Hlc, SystemClock};
 use crate::lifecycle::ComplaintState;
 
@@ -299,7 +299,7 @@ pub enum StoreError {
     /// The group commit holding this request failed; nothing of the group
     /// was written.
     #[error("commit group")]
-    GroupCommit(#[source] Arc<rusqlite::Error>),
+    GroupCommit(#[source] Arc<StoreError>),
     /// SQLite failed.
     #[error("sqlite")]
     Sqlite(#[from] rusqlite::Error),
@@ -319,6 +319,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Failures of the storage itself (as opposed to a refused request).
+    pub fn is_storage_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Sqlite(_) | StoreError::Corrupt { .. } | StoreError::Open { .. } | StoreError::GroupCommit(_) | StoreError::Migration { .. }
+        )
+    }
+
     /// True for errors that a caller may retry unchanged.
     pub fn is_retriable(&self) -> bool {
         match self {
@@ -343,6 +351,7 @@ pub struct Store {
 struct Inner {
     site: SiteCode,
     writer: mpsc::Sender<writer::Command>,
+    minter: Arc<std::sync::Mutex<writer::Minter>>,
     readers: read::ReadPool,
     head: watch::Receiver<Seq>,
     /// Joined by `close`; `None` once taken.
@@ -369,6 +378,7 @@ impl Store {
             inner: Arc::new(Inner {
                 site: config.site,
                 writer: started.sender,
+                minter: started.minter,
                 readers,
                 head: started.head,
                 thread: std::sync::Mutex::new(Some(started.thread)),
@@ -396,7 +406,30 @@ impl Store {
     /// Records a new complaint at this node: mints its HLC, event id and
     /// tracking number, and resolves once it is durable.
     pub async fn submit(&self, c: NewComplaint) -> Result<Submitted, StoreError> {
-        self.call(|reply| writer::Command::Submit(c, reply)).await
+        let site = &self.inner.site;
+        if site.role() != SiteRole::Node {
+            return Err(StoreError::Rejected { reason: format!("site {site} is a hub; intake happens at district nodes") });
+        }
+        // Stamp, encode and fold here, on the caller's task: that work then
+        // runs beside the writer instead of on its thread.
+        let (hlc, tracking_number) = {
+            let mut m = writer::lock(&self.inner.minter);
+            (m.clock.now(), m.tracking_number())
+        };
+        let event = Event {
+            id: EventId::new_v7(),
+            complaint_id: c.complaint_id.unwrap_or_else(ComplaintId::new_v7),
+            origin: site.clone(),
+            hlc,
+            actor: c.actor,
+            district: site.clone(),
+            body: EventBody::Created { tracking_number, intake: Box::new(c.intake) },
+        };
+        let payload = read::encode_event(&event);
+        let state = crate::lifecycle::fold(std::slice::from_ref(&event))
+            .ok_or_else(|| StoreError::Rejected { reason: "the intake does not make a complaint".into() })?;
+        let prepared = writer::PreparedSubmit { event, payload, state, retry: c.complaint_id.is_some() };
+        self.call(|reply| writer::Command::Submit(Box::new(prepared), reply)).await
     }
 
     /// Appends a lifecycle event written at this site.
@@ -407,7 +440,8 @@ impl Store {
     /// Stores events received from a peer, the quarantined records and the
     /// peer's cursor in one transaction.
     pub async fn apply_remote(&self, incoming: Incoming) -> Result<ApplyOutcome, StoreError> {
-        self.call(|reply| writer::Command::ApplyRemote(incoming, reply)).await
+        let payloads = incoming.events.iter().map(read::encode_event).collect();
+        self.call(|reply| writer::Command::ApplyRemote(incoming, payloads, reply)).await
     }
 
     /// Sets a cursor (see [`CursorUpdate`] for which kinds may go back).

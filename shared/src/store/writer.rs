@@ -6,7 +6,7 @@
 //! without `block_in_place`, and its queue is the natural place to batch.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
@@ -16,18 +16,20 @@ use super::connection::open_writer;
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
 use super::{
-    ApplyOutcome, Appended, CursorUpdate, Incoming, NewComplaint, NewEvent, PeerUpdate, Reply, StoreConfig, StoreError,
+    ApplyOutcome, Appended, CursorUpdate, Incoming, NewEvent, PeerUpdate, Reply, StoreConfig, StoreError,
     Submitted,
 };
-use crate::domain::{ComplaintId, Event, EventBody, EventId, SiteCode, SiteRole, Seq, TrackingNumber};
+use crate::domain::{ComplaintId, Event, EventBody, EventId, SiteCode, Seq, TrackingNumber};
 use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
 use crate::lifecycle::{self, ComplaintState};
 
 /// Requests to the writer. Each carries the channel its answer goes back on.
 pub(super) enum Command {
-    Submit(NewComplaint, Reply<Submitted>),
+    Submit(Box<PreparedSubmit>, Reply<Submitted>),
     AddEvent(NewEvent, Reply<Appended>),
-    ApplyRemote(Incoming, Reply<ApplyOutcome>),
+    /// Events with their canonical encodings (made by the caller, off the
+    /// writer thread).
+    ApplyRemote(Incoming, Vec<Vec<u8>>, Reply<ApplyOutcome>),
     SetCursor(CursorUpdate, Reply<()>),
     MarkReplayed(Vec<i64>, Reply<()>),
     RecordPeer(PeerUpdate, Reply<()>),
@@ -38,7 +40,7 @@ impl Command {
     /// Rough cost, so one group stays a bounded transaction.
     fn weight(&self) -> usize {
         match self {
-            Command::ApplyRemote(inc, _) => 1 + inc.events.len() + inc.quarantine.len(),
+            Command::ApplyRemote(inc, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
             _ => 1,
         }
     }
@@ -52,6 +54,7 @@ const MAX_GROUP_WEIGHT: usize = 8192;
 
 pub(super) struct Started {
     pub sender: mpsc::Sender<Command>,
+    pub minter: Arc<Mutex<Minter>>,
     pub head: watch::Receiver<Seq>,
     pub thread: std::thread::JoinHandle<()>,
 }
@@ -70,12 +73,15 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
     let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
     let (head_tx, head_rx) = watch::channel(Seq(head as u64));
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
-    let writer = Writer {
-        conn,
-        site: config.site.clone(),
+    let minter = Arc::new(Mutex::new(Minter {
         clock: HlcClock::new(Box::new(config.clock), Hlc(hlc as u64), DEFAULT_MAX_FORWARD),
         tracking_prefix: format!("{}-{}", config.site.as_str().replace('.', ""), instance),
         tracking_next: tracking_next as u64,
+    }));
+    let writer = Writer {
+        conn,
+        site: config.site.clone(),
+        minter: minter.clone(),
         head: head as u64,
         head_tx,
         persisted: (hlc as u64, tracking_next as u64),
@@ -84,7 +90,7 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
         .name("lapor-store-writer".into())
         .spawn(move || writer.run(rx))
         .map_err(|e| StoreError::Rejected { reason: format!("cannot start writer thread: {e}") })?;
-    Ok(Started { sender: tx, head: head_rx, thread })
+    Ok(Started { sender: tx, minter, head: head_rx, thread })
 }
 
 /// Records the site on first open and refuses another site's database.
@@ -121,13 +127,47 @@ fn mint_instance_tag() -> String {
     (0..3).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
 }
 
-struct Writer {
-    conn: Connection,
-    site: SiteCode,
-    clock: HlcClock,
+/// Mints HLC timestamps and tracking numbers. Shared by callers (who stamp
+/// a new complaint before queueing it, so that work runs beside the writer)
+/// and the writer (remote HLCs, lifecycle events).
+///
+/// What it hands out may never be committed (a failed request): that leaves
+/// a gap, never a repeat, because the writer persists the minter's state —
+/// which is always ahead of anything committed — with every group.
+pub(super) struct Minter {
+    pub clock: HlcClock,
     /// `1113-K7Q`: district without the dot, instance tag.
     tracking_prefix: String,
     tracking_next: u64,
+}
+
+impl Minter {
+    pub fn tracking_number(&mut self) -> TrackingNumber {
+        let n = self.tracking_next;
+        self.tracking_next += 1;
+        TrackingNumber(format!("{}-{n:06}", self.tracking_prefix))
+    }
+}
+
+/// Locks the minter. Its state stays consistent even if a holder panicked
+/// (plain integer updates), so a poisoned lock is used as is.
+pub(super) fn lock(minter: &Mutex<Minter>) -> MutexGuard<'_, Minter> {
+    minter.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A new complaint stamped and encoded by its caller.
+pub(super) struct PreparedSubmit {
+    pub event: Event,
+    pub payload: Vec<u8>,
+    pub state: ComplaintState,
+    /// The complaint id came from the client, so this may repeat a request.
+    pub retry: bool,
+}
+
+struct Writer {
+    conn: Connection,
+    site: SiteCode,
+    minter: Arc<Mutex<Minter>>,
     /// Highest seq written (committed or in the open group).
     head: u64,
     head_tx: watch::Sender<Seq>,
@@ -141,11 +181,29 @@ enum Pending {
     AddEvent(Reply<Appended>, Box<Result<Appended, StoreError>>),
     Apply(Reply<ApplyOutcome>, Result<ApplyOutcome, StoreError>),
     Unit(Reply<()>, Result<(), StoreError>),
+    Nobody,
 }
 
 impl Pending {
-    fn send(self, commit: &Result<(), Arc<rusqlite::Error>>) {
-        fn pick<T>(r: Result<T, StoreError>, c: &Result<(), Arc<rusqlite::Error>>) -> Result<T, StoreError> {
+    /// A request that never ran because its group was aborted; it gets the
+    /// group's error.
+    fn aborted(cmd: Command) -> Pending {
+        match cmd {
+            Command::Submit(_, reply) => Pending::Submit(reply, Err(StoreError::Closed)),
+            Command::AddEvent(_, reply) => Pending::AddEvent(reply, Box::new(Err(StoreError::Closed))),
+            Command::ApplyRemote(_, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
+            Command::SetCursor(_, reply) | Command::MarkReplayed(_, reply) | Command::RecordPeer(_, reply) => {
+                Pending::Unit(reply, Err(StoreError::Closed))
+            }
+            Command::Shutdown(tx) => {
+                let _ = tx.send(());
+                Pending::Nobody
+            }
+        }
+    }
+
+    fn send(self, commit: &Result<(), Arc<StoreError>>) {
+        fn pick<T>(r: Result<T, StoreError>, c: &Result<(), Arc<StoreError>>) -> Result<T, StoreError> {
             match c {
                 Ok(()) => r,
                 Err(e) => Err(StoreError::GroupCommit(e.clone())),
@@ -157,6 +215,7 @@ impl Pending {
             Pending::AddEvent(tx, r) => tx.send(pick(*r, commit)).map_err(drop),
             Pending::Apply(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::Unit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+            Pending::Nobody => Ok(()),
         };
     }
 }
@@ -222,7 +281,7 @@ impl Writer {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, "group commit failed; every request in the group gets the error");
+                tracing::error!(error = %e, source = ?std::error::Error::source(&**e), "group commit failed; every request in the group gets the error");
                 self.head = head_before;
             }
         }
@@ -231,45 +290,56 @@ impl Writer {
         }
     }
 
-    fn run_group(&mut self, work: Vec<Command>, pending: &mut Vec<Pending>) -> Result<(), rusqlite::Error> {
+    /// Runs a group in one transaction. A request that fails before writing
+    /// answers alone; a storage failure after a request wrote something
+    /// aborts the whole group (nothing of it is committed, everyone is told).
+    fn run_group(&mut self, work: Vec<Command>, pending: &mut Vec<Pending>) -> Result<(), StoreError> {
         let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut ctx = Ctx {
-            site: &self.site,
-            clock: &mut self.clock,
-            tracking_prefix: &self.tracking_prefix,
-            tracking_next: &mut self.tracking_next,
-            head: &mut self.head,
-        };
+        let mut ctx = Ctx { site: &self.site, minter: &self.minter, head: &mut self.head };
+        let mut abort: Option<StoreError> = None;
         for cmd in work {
+            if abort.is_some() {
+                pending.push(Pending::aborted(cmd));
+                continue;
+            }
             match cmd {
+                // The hot path runs without a savepoint (a savepoint makes
+                // SQLite journal every page it touches): `submit` checks
+                // everything before its first write, so its only post-write
+                // failures are storage failures, which abort the group.
                 Command::Submit(c, reply) => {
-                    let r = in_savepoint(&tx, |conn| ctx.submit(conn, c));
-                    pending.push(Pending::Submit(reply, r));
+                    let r = ctx.submit(&tx, *c);
+                    match r {
+                        Err(e) if e.is_storage_failure() => {
+                            abort = Some(e);
+                            pending.push(Pending::Submit(reply, Err(StoreError::Closed)));
+                        }
+                        r => pending.push(Pending::Submit(reply, r)),
+                    }
                 }
                 Command::AddEvent(e, reply) => {
                     let r = in_savepoint(&tx, |conn| ctx.add_event(conn, e));
                     pending.push(Pending::AddEvent(reply, Box::new(r)));
                 }
-                Command::ApplyRemote(inc, reply) => {
-                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc));
+                Command::ApplyRemote(inc, payloads, reply) => {
+                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc, &payloads));
                     pending.push(Pending::Apply(reply, r));
                 }
-                Command::SetCursor(update, reply) => {
-                    let r = in_savepoint(&tx, |conn| set_cursor(conn, &update));
-                    pending.push(Pending::Unit(reply, r));
-                }
-                Command::MarkReplayed(ids, reply) => {
-                    let r = in_savepoint(&tx, |conn| mark_replayed(conn, &ids));
-                    pending.push(Pending::Unit(reply, r));
-                }
-                Command::RecordPeer(update, reply) => {
-                    let r = in_savepoint(&tx, |conn| record_peer(conn, &update));
-                    pending.push(Pending::Unit(reply, r));
-                }
+                // Single statements: SQLite rolls a failed statement back by itself.
+                Command::SetCursor(update, reply) => pending.push(Pending::Unit(reply, set_cursor(&tx, &update))),
+                Command::MarkReplayed(ids, reply) => pending.push(Pending::Unit(reply, mark_replayed(&tx, &ids))),
+                Command::RecordPeer(update, reply) => pending.push(Pending::Unit(reply, record_peer(&tx, &update))),
                 Command::Shutdown(_) => unreachable_shutdown(),
             }
         }
-        let state = (self.clock.last().0, self.tracking_next);
+        if let Some(e) = abort {
+            // Dropping `tx` rolls it back.
+            return Err(e);
+        }
+        let state = {
+            let m = lock(&self.minter);
+            (m.clock.last().0, m.tracking_next)
+        };
         if state != self.persisted {
             tx.execute(
                 "UPDATE writer_state SET hlc = ?1, tracking_next = ?2 WHERE id = 1",
@@ -293,14 +363,15 @@ fn in_savepoint<T>(
     tx: &rusqlite::Transaction<'_>,
     f: impl FnOnce(&Connection) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT op")?;
+    tx.prepare_cached("SAVEPOINT op")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE op")?;
+            tx.prepare_cached("RELEASE op")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO op; RELEASE op")?;
+            tx.prepare_cached("ROLLBACK TO op")?.execute([])?;
+            tx.prepare_cached("RELEASE op")?.execute([])?;
             Err(e)
         }
     }
@@ -309,23 +380,22 @@ fn in_savepoint<T>(
 /// What a request may touch besides the connection.
 struct Ctx<'a> {
     site: &'a SiteCode,
-    clock: &'a mut HlcClock,
-    tracking_prefix: &'a str,
-    tracking_next: &'a mut u64,
+    minter: &'a Mutex<Minter>,
     head: &'a mut u64,
 }
 
 impl Ctx<'_> {
-    fn submit(&mut self, conn: &Connection, c: NewComplaint) -> Result<Submitted, StoreError> {
-        if self.site.role() != SiteRole::Node {
-            return Err(StoreError::Rejected { reason: format!("site {} is a hub; intake happens at district nodes", self.site) });
-        }
-        let complaint_id = c.complaint_id.unwrap_or_else(ComplaintId::new_v7);
-        if let Some(existing) = created_event(conn, complaint_id)? {
+    fn submit(&mut self, conn: &Connection, p: PreparedSubmit) -> Result<Submitted, StoreError> {
+        let EventBody::Created { tracking_number, intake } = &p.event.body else {
+            return Err(StoreError::Rejected { reason: "a submission must be a created event".into() });
+        };
+        if p.retry
+            && let Some(existing) = created_event(conn, p.event.complaint_id)?
+        {
             return match &existing.body {
-                EventBody::Created { tracking_number, intake } if **intake == c.intake && existing.actor == c.actor => {
+                EventBody::Created { tracking_number, intake: stored } if stored == intake && existing.actor == p.event.actor => {
                     Ok(Submitted {
-                        complaint_id,
+                        complaint_id: existing.complaint_id,
                         tracking_number: tracking_number.clone(),
                         event_id: existing.id,
                         hlc: existing.hlc,
@@ -335,22 +405,15 @@ impl Ctx<'_> {
                 _ => Err(StoreError::Conflict(existing.id)),
             };
         }
-        let tracking_number = TrackingNumber(format!("{}-{:06}", self.tracking_prefix, *self.tracking_next));
-        *self.tracking_next += 1;
-        let event = Event {
-            id: EventId::new_v7(),
-            complaint_id,
-            origin: self.site.clone(),
-            hlc: self.clock.now(),
-            actor: c.actor,
-            district: self.site.clone(),
-            body: EventBody::Created { tracking_number: tracking_number.clone(), intake: Box::new(c.intake) },
-        };
-        let seq = self.insert_event(conn, &event, None)?.ok_or(StoreError::Conflict(event.id))?;
-        let state = lifecycle::fold(std::slice::from_ref(&event))
-            .ok_or_else(|| StoreError::Rejected { reason: "a created event did not fold".into() })?;
-        upsert_complaint(conn, &state, seq)?;
-        Ok(Submitted { complaint_id, tracking_number, event_id: event.id, hlc: event.hlc, duplicate: false })
+        let seq = self.insert_event(conn, &p.event, &p.payload, None)?.ok_or(StoreError::Conflict(p.event.id))?;
+        upsert_complaint(conn, &p.state, seq)?;
+        Ok(Submitted {
+            complaint_id: p.event.complaint_id,
+            tracking_number: tracking_number.clone(),
+            event_id: p.event.id,
+            hlc: p.event.hlc,
+            duplicate: false,
+        })
     }
 
     fn add_event(&mut self, conn: &Connection, e: NewEvent) -> Result<Appended, StoreError> {
@@ -379,7 +442,7 @@ impl Ctx<'_> {
         }
         // A new event is stamped after everything the complaint already
         // holds, even when that came from a site whose clock runs ahead.
-        let hlc = self.clock.now().max(state.updated_hlc.successor());
+        let hlc = lock(self.minter).clock.now().max(state.updated_hlc.successor());
         let event = Event {
             id: e.event_id.unwrap_or_else(EventId::new_v7),
             complaint_id: e.complaint_id,
@@ -391,7 +454,7 @@ impl Ctx<'_> {
         };
         lifecycle::check_local_write(&state, &event)
             .map_err(|err| StoreError::Rejected { reason: err.to_string() })?;
-        let seq = self.insert_event(conn, &event, None)?.ok_or(StoreError::Conflict(event.id))?;
+        let seq = self.insert_event(conn, &event, &encode_event(&event), None)?.ok_or(StoreError::Conflict(event.id))?;
         events.push(event.clone());
         let state = lifecycle::fold(&events)
             .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
@@ -399,7 +462,7 @@ impl Ctx<'_> {
         Ok(Appended { event_id: event.id, hlc: event.hlc, duplicate: false, state })
     }
 
-    fn apply_remote(&mut self, conn: &Connection, inc: Incoming) -> Result<ApplyOutcome, StoreError> {
+    fn apply_remote(&mut self, conn: &Connection, inc: Incoming, payloads: &[Vec<u8>]) -> Result<ApplyOutcome, StoreError> {
         let mut out = ApplyOutcome::default();
         let now = now_ms();
         for q in &inc.quarantine {
@@ -412,9 +475,11 @@ impl Ctx<'_> {
         // Complaints whose row must be refolded, with the seq of their last new event.
         let mut touched: Vec<(ComplaintId, u64, bool)> = Vec::new();
         let mut seen = BTreeSet::new();
-        for event in &inc.events {
-            self.clock.observe(event.hlc);
-            match self.insert_event(conn, event, Some(&inc.from))? {
+        if let Some(latest) = inc.events.iter().map(|e| e.hlc).max() {
+            lock(self.minter).clock.observe(latest);
+        }
+        for (event, payload) in inc.events.iter().zip(payloads) {
+            match self.insert_event(conn, event, payload, Some(&inc.from))? {
                 Some(seq) => {
                     out.accepted += 1;
                     let created = matches!(event.body, EventBody::Created { .. });
@@ -429,7 +494,7 @@ impl Ctx<'_> {
                     let stored: Vec<u8> = conn
                         .prepare_cached("SELECT payload FROM events WHERE event_id = ?1")?
                         .query_row([event.id.0.as_bytes().as_slice()], |r| r.get(0))?;
-                    if stored == encode_event(event) {
+                    if stored == *payload {
                         out.duplicates += 1;
                     } else {
                         record_conflict(conn, event, Some(&inc.from))?;
@@ -457,8 +522,13 @@ impl Ctx<'_> {
     }
 
     /// Inserts an event; `None` when its id is already stored.
-    fn insert_event(&mut self, conn: &Connection, event: &Event, from: Option<&SiteCode>) -> Result<Option<u64>, StoreError> {
-        let payload = encode_event(event);
+    fn insert_event(
+        &mut self,
+        conn: &Connection,
+        event: &Event,
+        payload: &[u8],
+        from: Option<&SiteCode>,
+    ) -> Result<Option<u64>, StoreError> {
         let n = conn
             .prepare_cached(
                 "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms)
