@@ -69,6 +69,12 @@ pub(crate) async fn serve(
     listener: TcpListener,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
+    // Built first: the one step that can fail before anything is running.
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("build the reflection service")?;
     let tracker = TaskTracker::new();
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -84,11 +90,6 @@ pub(crate) async fn serve(
                 .await;
         }
     });
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("build the reflection service")?;
     let complaints = ComplaintsServer::new(ComplaintsService::new(store.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 

@@ -80,12 +80,7 @@ fn absolute_parent(config_path: &Path) -> anyhow::Result<PathBuf> {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if parent.is_absolute() {
-        return Ok(parent.to_owned());
-    }
-    Ok(std::env::current_dir()
-        .context("read the current directory")?
-        .join(parent))
+    std::path::absolute(parent).with_context(|| format!("resolve {}", parent.display()))
 }
 
 /// `lapor-node print-config`.

@@ -362,17 +362,44 @@ impl fmt::Display for Status {
 /// What an event says happened.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventBody {
-    Created { tracking_number: TrackingNumber, intake: Box<Intake> },
-    Verified { note: String, privacy: Privacy },
-    Rejected { reason: String },
-    Dispositioned { from_institution: String, to_institution: String, note: String },
-    Responded { institution: String, body: String },
-    ReporterReplied { body: String },
-    Commented { body: String },
-    Closed { reason: String },
-    Archived { reason: String },
-    Reopened { reason: String },
-    PrivacyTightened { privacy: Privacy },
+    Created {
+        tracking_number: TrackingNumber,
+        intake: Box<Intake>,
+    },
+    Verified {
+        note: String,
+        privacy: Privacy,
+    },
+    Rejected {
+        reason: String,
+    },
+    Dispositioned {
+        from_institution: String,
+        to_institution: String,
+        note: String,
+    },
+    Responded {
+        institution: String,
+        body: String,
+    },
+    ReporterReplied {
+        body: String,
+    },
+    Commented {
+        body: String,
+    },
+    Closed {
+        reason: String,
+    },
+    Archived {
+        reason: String,
+    },
+    Reopened {
+        reason: String,
+    },
+    PrivacyTightened {
+        privacy: Privacy,
+    },
 }
 
 impl EventBody {
@@ -418,7 +445,9 @@ mod tests {
         assert_eq!(SiteCode::parse("00").unwrap().role(), SiteRole::National);
         assert_eq!(SiteCode::parse("11").unwrap().role(), SiteRole::Province);
         assert_eq!(SiteCode::parse("11.13").unwrap().role(), SiteRole::Node);
-        for bad in ["", "1", "111", "11.1", "11.130", "aa", "11.13.01", "00.01", "11-13"] {
+        for bad in [
+            "", "1", "111", "11.1", "11.130", "aa", "11.13.01", "00.01", "11-13",
+        ] {
             assert!(SiteCode::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -448,7 +477,10 @@ mod tests {
 
     #[test]
     fn privacy_only_tightens() {
-        let set = Privacy { anonymous: true, secret: false };
+        let set = Privacy {
+            anonymous: true,
+            secret: false,
+        };
         let clear = Privacy::default();
         assert_eq!(set.tighten(clear), set);
         assert_eq!(clear.tighten(set), set);

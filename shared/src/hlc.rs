@@ -93,7 +93,9 @@ pub struct HlcClock {
 
 impl fmt::Debug for HlcClock {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HlcClock").field("last", &self.last).finish_non_exhaustive()
+        f.debug_struct("HlcClock")
+            .field("last", &self.last)
+            .finish_non_exhaustive()
     }
 }
 
@@ -105,7 +107,11 @@ impl HlcClock {
     /// highest HLC already stored, so a restart with a clock set back keeps
     /// order).
     pub fn new(wall: Box<dyn WallClock>, floor: Hlc, max_forward: Duration) -> HlcClock {
-        HlcClock { last: floor, wall, max_forward_ms: max_forward.as_millis() as u64 }
+        HlcClock {
+            last: floor,
+            wall,
+            max_forward_ms: max_forward.as_millis() as u64,
+        }
     }
 
     /// The last timestamp issued or observed.
@@ -166,7 +172,10 @@ mod tests {
 
     fn clock(at: u64) -> (HlcClock, Arc<AtomicU64>) {
         let t = Arc::new(AtomicU64::new(at));
-        (HlcClock::new(Box::new(Scripted(t.clone())), Hlc(0), DEFAULT_MAX_FORWARD), t)
+        (
+            HlcClock::new(Box::new(Scripted(t.clone())), Hlc(0), DEFAULT_MAX_FORWARD),
+            t,
+        )
     }
 
     #[test]

@@ -26,8 +26,11 @@ use tonic::transport::{Channel, Endpoint};
 
 use super::PROTOCOL_VERSION;
 use super::codec;
-use crate::domain::{SiteCode, SiteRole, Seq};
-use crate::proto::v1::{self, HelloRequest, PushBatch, PushMessage, PushOpen, push_message, replication_client::ReplicationClient};
+use crate::domain::{Seq, SiteCode, SiteRole};
+use crate::proto::v1::{
+    self, HelloRequest, PushBatch, PushMessage, PushOpen, push_message,
+    replication_client::ReplicationClient,
+};
 use crate::store::{CursorKind, CursorUpdate, PeerUpdate, RunRequest, Store, StoreError};
 
 /// How a child talks to its parent.
@@ -104,10 +107,19 @@ impl SyncError {
         use tonic::Code;
         match self {
             SyncError::Connect { .. } | SyncError::Closed => true,
-            SyncError::Status(s) => matches!(
-                s.code(),
-                Code::Unavailable | Code::DeadlineExceeded | Code::ResourceExhausted | Code::Aborted | Code::Unknown | Code::Cancelled | Code::Internal
-            ) || (s.code() == Code::FailedPrecondition && s.message().contains("say Hello again")),
+            SyncError::Status(s) => {
+                matches!(
+                    s.code(),
+                    Code::Unavailable
+                        | Code::DeadlineExceeded
+                        | Code::ResourceExhausted
+                        | Code::Aborted
+                        | Code::Unknown
+                        | Code::Cancelled
+                        | Code::Internal
+                ) || (s.code() == Code::FailedPrecondition
+                    && s.message().contains("say Hello again"))
+            }
             SyncError::Store(e) => e.is_retriable(),
             SyncError::Codec(_) | SyncError::Protocol(_) => false,
         }
@@ -120,7 +132,11 @@ fn now_ms() -> i64 {
 
 /// Runs the push loop until `token` is cancelled. Spawn it on the owner's
 /// tracker; status is published on the returned channel.
-pub fn push_loop(store: Store, config: UpstreamConfig, token: CancellationToken) -> (watch::Receiver<LinkStatus>, impl Future<Output = ()> + Send) {
+pub fn push_loop(
+    store: Store,
+    config: UpstreamConfig,
+    token: CancellationToken,
+) -> (watch::Receiver<LinkStatus>, impl Future<Output = ()> + Send) {
     let (status_tx, status_rx) = watch::channel(LinkStatus::default());
     let status_tx = Arc::new(status_tx);
     let fut = async move {
@@ -140,14 +156,28 @@ pub fn push_loop(store: Store, config: UpstreamConfig, token: CancellationToken)
                 tracing::warn!(error = %message, "parent refused this site; retrying slowly");
             }
             status_tx.send_modify(|s| s.last_error = Some(message.clone()));
-            let parent = status_tx.borrow().parent.clone().and_then(|p| SiteCode::parse(&p).ok());
+            let parent = status_tx
+                .borrow()
+                .parent
+                .clone()
+                .and_then(|p| SiteCode::parse(&p).ok());
             if parent.is_some() {
-                let _ = store.record_peer(PeerUpdate { peer: parent, error: Some(message), ..Default::default() }).await;
+                let _ = store
+                    .record_peer(PeerUpdate {
+                        peer: parent,
+                        error: Some(message),
+                        ..Default::default()
+                    })
+                    .await;
             }
             if started.elapsed() >= config.healthy_after {
                 backoff = new_backoff(&config);
             }
-            let ceiling = if err.is_retriable() { backoff.next().unwrap_or(config.backoff_max) } else { config.backoff_max };
+            let ceiling = if err.is_retriable() {
+                backoff.next().unwrap_or(config.backoff_max)
+            } else {
+                config.backoff_max
+            };
             let delay = full_jitter(ceiling);
             tokio::select! {
                 _ = token.cancelled() => return,
@@ -161,7 +191,9 @@ pub fn push_loop(store: Store, config: UpstreamConfig, token: CancellationToken)
 /// The error and its sources, as one line for status and logs.
 fn error_chain(err: &SyncError) -> String {
     let chain: Vec<String> =
-        std::iter::successors(Some(err as &dyn std::error::Error), |e| e.source()).map(|e| e.to_string()).collect();
+        std::iter::successors(Some(err as &dyn std::error::Error), |e| e.source())
+            .map(|e| e.to_string())
+            .collect();
     chain.join(": ").chars().take(500).collect()
 }
 
@@ -193,13 +225,22 @@ fn role_of(site: &SiteCode) -> v1::SiteRole {
 
 async fn connect(config: &UpstreamConfig) -> Result<Channel, SyncError> {
     let endpoint = Endpoint::from_shared(config.endpoint.clone())
-        .map_err(|source| SyncError::Connect { endpoint: config.endpoint.clone(), source })?
+        .map_err(|source| SyncError::Connect {
+            endpoint: config.endpoint.clone(),
+            source,
+        })?
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .keep_alive_timeout(Duration::from_secs(20))
         .keep_alive_while_idle(true);
-    endpoint.connect().await.map_err(|source| SyncError::Connect { endpoint: config.endpoint.clone(), source })
+    endpoint
+        .connect()
+        .await
+        .map_err(|source| SyncError::Connect {
+            endpoint: config.endpoint.clone(),
+            source,
+        })
 }
 
 /// One connected session: Hello, then push until the link fails or the
@@ -232,7 +273,8 @@ async fn session(
         })
         .await?
         .into_inner();
-    let parent = SiteCode::parse(&hello.site).map_err(|e| SyncError::Protocol(format!("parent site: {e}")))?;
+    let parent = SiteCode::parse(&hello.site)
+        .map_err(|e| SyncError::Protocol(format!("parent site: {e}")))?;
     let compression = v1::Compression::try_from(hello.compression)
         .map_err(|_| SyncError::Protocol(format!("unknown compression {}", hello.compression)))?;
     let now = now_ms();
@@ -245,7 +287,13 @@ async fn session(
         })
         .await?;
     let mut acked = Seq(hello.push_cursor);
-    store.set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: acked }).await?;
+    store
+        .set_cursor(CursorUpdate {
+            peer: parent.clone(),
+            kind: CursorKind::PushOut,
+            seq: acked,
+        })
+        .await?;
     status.send_modify(|s| {
         s.connected = true;
         s.parent = Some(parent.to_string());
@@ -254,14 +302,24 @@ async fn session(
     });
     tracing::info!(parent = %parent, cursor = acked.0, ?compression, "connected to parent");
 
-    let batch_events = config.batch_events.min(hello.max_batch_events.max(1) as usize);
+    let batch_events = config
+        .batch_events
+        .min(hello.max_batch_events.max(1) as usize);
     // Leave room for framing: the parent's limit is on the compressed payload,
     // and an incompressible batch is about as large as its raw form.
-    let batch_bytes = config.batch_bytes.min((hello.max_batch_bytes as usize).saturating_sub(64 * 1024).max(1024));
+    let batch_bytes = config.batch_bytes.min(
+        (hello.max_batch_bytes as usize)
+            .saturating_sub(64 * 1024)
+            .max(1024),
+    );
     let (tx, rx) = mpsc::channel::<PushMessage>(64);
-    tx.send(PushMessage { kind: Some(push_message::Kind::Open(PushOpen { session_id: hello.session_id.clone() })) })
-        .await
-        .map_err(|_| SyncError::Closed)?;
+    tx.send(PushMessage {
+        kind: Some(push_message::Kind::Open(PushOpen {
+            session_id: hello.session_id.clone(),
+        })),
+    })
+    .await
+    .map_err(|_| SyncError::Closed)?;
     let mut acks = client.push(ReceiverStream::new(rx)).await?.into_inner();
 
     let mut next_after = acked;
@@ -296,7 +354,11 @@ async fn session(
                 payload,
                 event_count: run.events.len() as u32,
             };
-            tx.send(PushMessage { kind: Some(push_message::Kind::Batch(batch)) }).await.map_err(|_| SyncError::Closed)?;
+            tx.send(PushMessage {
+                kind: Some(push_message::Kind::Batch(batch)),
+            })
+            .await
+            .map_err(|_| SyncError::Closed)?;
             in_flight.push_back((batch_no, run.through, size));
             in_flight_bytes += size;
             next_after = run.through;
@@ -353,7 +415,11 @@ async fn drain(
     let wait = async {
         while let Ok(Some(ack)) = acks.message().await {
             let _ = store
-                .set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: Seq(ack.through_seq) })
+                .set_cursor(CursorUpdate {
+                    peer: parent.clone(),
+                    kind: CursorKind::PushOut,
+                    seq: Seq(ack.through_seq),
+                })
                 .await;
             status.send_modify(|s| s.acked_seq = ack.through_seq);
             if ack.batch_no >= last {
@@ -395,7 +461,13 @@ mod tests {
         assert!(SyncError::Status(tonic::Status::unavailable("x")).is_retriable());
         assert!(SyncError::Closed.is_retriable());
         assert!(!SyncError::Status(tonic::Status::permission_denied("x")).is_retriable());
-        assert!(!SyncError::Status(tonic::Status::failed_precondition("protocol version 9")).is_retriable());
-        assert!(SyncError::Status(tonic::Status::failed_precondition("gap; say Hello again")).is_retriable());
+        assert!(
+            !SyncError::Status(tonic::Status::failed_precondition("protocol version 9"))
+                .is_retriable()
+        );
+        assert!(
+            SyncError::Status(tonic::Status::failed_precondition("gap; say Hello again"))
+                .is_retriable()
+        );
     }
 }

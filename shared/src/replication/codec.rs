@@ -74,18 +74,26 @@ pub fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
 pub fn decompress(codec: i32, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
     let codec = Compression::try_from(codec).map_err(|_| CodecError::Unsupported(codec))?;
     let reader: Box<dyn Read + '_> = match codec {
-        Compression::Unspecified | Compression::None => return bounded(payload.len()).map(|_| payload.to_vec()),
+        Compression::Unspecified | Compression::None => {
+            return bounded(payload.len()).map(|_| payload.to_vec());
+        }
         Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(payload)?),
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
     };
     let mut out = Vec::new();
-    reader.take(MAX_INFLATED_BYTES as u64 + 1).read_to_end(&mut out)?;
+    reader
+        .take(MAX_INFLATED_BYTES as u64 + 1)
+        .read_to_end(&mut out)?;
     bounded(out.len())?;
     Ok(out)
 }
 
 fn bounded(n: usize) -> Result<(), CodecError> {
-    if n > MAX_INFLATED_BYTES { Err(CodecError::TooLarge) } else { Ok(()) }
+    if n > MAX_INFLATED_BYTES {
+        Err(CodecError::TooLarge)
+    } else {
+        Ok(())
+    }
 }
 
 /// Decompresses and decodes a batch payload.
@@ -101,8 +109,13 @@ mod tests {
     fn sample() -> Vec<Vec<u8>> {
         (0..20)
             .map(|i| {
-                v1::Event { event_id: format!("e{i}"), actor: "petugas".into(), hlc: i, ..Default::default() }
-                    .encode_to_vec()
+                v1::Event {
+                    event_id: format!("e{i}"),
+                    actor: "petugas".into(),
+                    hlc: i,
+                    ..Default::default()
+                }
+                .encode_to_vec()
             })
             .collect()
     }
@@ -121,22 +134,37 @@ mod tests {
 
     #[test]
     fn negotiation_prefers_zstd_and_falls_back_to_none() {
-        assert_eq!(negotiate(&[Compression::Gzip as i32, Compression::Zstd as i32]), Compression::Zstd);
+        assert_eq!(
+            negotiate(&[Compression::Gzip as i32, Compression::Zstd as i32]),
+            Compression::Zstd
+        );
         assert_eq!(negotiate(&[Compression::Gzip as i32]), Compression::Gzip);
         assert_eq!(negotiate(&[]), Compression::None);
     }
 
     #[test]
     fn an_unknown_codec_and_a_decompression_bomb_are_refused() {
-        assert!(matches!(decompress(99, b"x"), Err(CodecError::Unsupported(99))));
+        assert!(matches!(
+            decompress(99, b"x"),
+            Err(CodecError::Unsupported(99))
+        ));
         let bomb = compress(Compression::Zstd, &vec![0u8; MAX_INFLATED_BYTES + 10]).unwrap();
         assert!(bomb.len() < 100_000);
-        assert!(matches!(decompress(Compression::Zstd as i32, &bomb), Err(CodecError::TooLarge)));
+        assert!(matches!(
+            decompress(Compression::Zstd as i32, &bomb),
+            Err(CodecError::TooLarge)
+        ));
     }
 
     #[test]
     fn garbage_is_a_decode_error_not_a_panic() {
         assert!(decode_batch(Compression::Zstd as i32, b"not zstd").is_err());
-        assert!(decode_batch(Compression::None as i32, &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err());
+        assert!(
+            decode_batch(
+                Compression::None as i32,
+                &[0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f]
+            )
+            .is_err()
+        );
     }
 }

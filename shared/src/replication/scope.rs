@@ -26,17 +26,31 @@ pub fn check_child(parent: &SiteCode, child: &SiteCode) -> Result<(), ScopeError
         (SiteRole::National, SiteRole::Province) => true,
         _ => false,
     };
-    if ok { Ok(()) } else { Err(ScopeError::NotAChild { parent: parent.clone(), child: child.clone() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ScopeError::NotAChild {
+            parent: parent.clone(),
+            child: child.clone(),
+        })
+    }
 }
 
 /// Whether `child` may send `event` upward.
 pub fn check_event(child: &SiteCode, event: &Event) -> Result<(), ScopeError> {
     if !child.covers(&event.district) {
-        return Err(ScopeError::District { child: child.clone(), district: event.district.clone() });
+        return Err(ScopeError::District {
+            child: child.clone(),
+            district: event.district.clone(),
+        });
     }
-    let origin_ok = event.origin == *child || (child.role() == SiteRole::Province && child.covers(&event.origin));
+    let origin_ok = event.origin == *child
+        || (child.role() == SiteRole::Province && child.covers(&event.origin));
     if !origin_ok {
-        return Err(ScopeError::Origin { child: child.clone(), origin: event.origin.clone() });
+        return Err(ScopeError::Origin {
+            child: child.clone(),
+            origin: event.origin.clone(),
+        });
     }
     Ok(())
 }
@@ -68,7 +82,10 @@ mod tests {
         assert!(check_child(&s("11"), &s("11.13")).is_ok());
         assert!(check_child(&s("00"), &s("11")).is_ok());
         assert!(check_child(&s("11"), &s("12.71")).is_err());
-        assert!(check_child(&s("00"), &s("11.13")).is_err(), "nodes go through their province");
+        assert!(
+            check_child(&s("00"), &s("11.13")).is_err(),
+            "nodes go through their province"
+        );
         assert!(check_child(&s("11"), &s("12")).is_err());
         assert!(check_child(&s("11.13"), &s("11.04")).is_err());
     }
@@ -76,9 +93,18 @@ mod tests {
     #[test]
     fn a_node_sends_only_its_own_events_of_its_own_district() {
         assert!(check_event(&s("11.13"), &event("11.13", "11.13")).is_ok());
-        assert!(matches!(check_event(&s("11.13"), &event("11.13", "11.71")), Err(ScopeError::District { .. })));
-        assert!(matches!(check_event(&s("11.13"), &event("11.04", "11.13")), Err(ScopeError::Origin { .. })));
-        assert!(matches!(check_event(&s("11.13"), &event("11", "11.13")), Err(ScopeError::Origin { .. })));
+        assert!(matches!(
+            check_event(&s("11.13"), &event("11.13", "11.71")),
+            Err(ScopeError::District { .. })
+        ));
+        assert!(matches!(
+            check_event(&s("11.13"), &event("11.04", "11.13")),
+            Err(ScopeError::Origin { .. })
+        ));
+        assert!(matches!(
+            check_event(&s("11.13"), &event("11", "11.13")),
+            Err(ScopeError::Origin { .. })
+        ));
     }
 
     #[test]
@@ -86,6 +112,9 @@ mod tests {
         assert!(check_event(&s("11"), &event("11.13", "11.13")).is_ok());
         assert!(check_event(&s("11"), &event("11", "11.71")).is_ok());
         assert!(check_event(&s("11"), &event("12.71", "12.71")).is_err());
-        assert!(check_event(&s("11"), &event("00", "11.13")).is_err(), "national's events are not the province's to send");
+        assert!(
+            check_event(&s("11"), &event("00", "11.13")).is_err(),
+            "national's events are not the province's to send"
+        );
     }
 }

@@ -27,13 +27,15 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::codec::{self, negotiate};
 use super::{PROTOCOL_VERSION, scope};
-use crate::domain::{SiteCode, SiteRole, Seq};
+use crate::domain::{Seq, SiteCode, SiteRole};
 use crate::proto::convert;
 use crate::proto::v1::{
-    self, HelloRequest, HelloResponse, PullBatch, PullRequest, PushAck, PushBatch, PushMessage, push_message,
-    replication_server::Replication,
+    self, HelloRequest, HelloResponse, PullBatch, PullRequest, PushAck, PushBatch, PushMessage,
+    push_message, replication_server::Replication,
 };
-use crate::store::{CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord, RunRequest, Store};
+use crate::store::{
+    CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord, RunRequest, Store,
+};
 
 /// Limits a parent enforces on its children.
 #[derive(Debug, Clone)]
@@ -48,7 +50,11 @@ pub struct ServerLimits {
 
 impl Default for ServerLimits {
     fn default() -> Self {
-        ServerLimits { max_batch_bytes: 4 * 1024 * 1024, max_batch_events: 10_000, skew_warning: Duration::from_secs(300) }
+        ServerLimits {
+            max_batch_bytes: 4 * 1024 * 1024,
+            max_batch_events: 10_000,
+            skew_warning: Duration::from_secs(300),
+        }
     }
 }
 
@@ -81,8 +87,19 @@ pub struct ReplicationService {
 
 impl ReplicationService {
     /// Stream tasks are spawned on `tracker` and stop when `token` is cancelled.
-    pub fn new(store: Store, limits: ServerLimits, tracker: TaskTracker, token: CancellationToken) -> Self {
-        ReplicationService { store, limits, sessions: Arc::default(), tracker, token }
+    pub fn new(
+        store: Store,
+        limits: ServerLimits,
+        tracker: TaskTracker,
+        token: CancellationToken,
+    ) -> Self {
+        ReplicationService {
+            store,
+            limits,
+            sessions: Arc::default(),
+            tracker,
+            token,
+        }
     }
 
     fn site(&self) -> &SiteCode {
@@ -90,28 +107,41 @@ impl ReplicationService {
     }
 
     fn session(&self, id: &str) -> Result<(SiteCode, v1::Compression), Status> {
-        let sessions = self.sessions.lock().map_err(|_| Status::internal("session table poisoned"))?;
+        let sessions = self
+            .sessions
+            .lock()
+            .map_err(|_| Status::internal("session table poisoned"))?;
         sessions
             .get(id)
             .map(|s| (s.child.clone(), s.compression))
-            .ok_or_else(|| Status::failed_precondition(format!("unknown session {id:?}: call Hello first")))
+            .ok_or_else(|| {
+                Status::failed_precondition(format!("unknown session {id:?}: call Hello first"))
+            })
     }
 
     /// The child's identity. Today it is the site named in Hello; the trust
     /// issue replaces this with the site named in the client certificate.
     fn child_identity(&self, claimed: &str) -> Result<SiteCode, Status> {
-        let child = SiteCode::parse(claimed).map_err(|e| Status::invalid_argument(format!("site: {e}")))?;
+        let child =
+            SiteCode::parse(claimed).map_err(|e| Status::invalid_argument(format!("site: {e}")))?;
         if !crate::regions::is_known_site(&child) {
-            return Err(Status::permission_denied(format!("site {child} is not in the Kemendagri region list")));
+            return Err(Status::permission_denied(format!(
+                "site {child} is not in the Kemendagri region list"
+            )));
         }
-        scope::check_child(self.site(), &child).map_err(|e| Status::permission_denied(e.to_string()))?;
+        scope::check_child(self.site(), &child)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
         Ok(child)
     }
 }
 
 fn store_status(e: crate::store::StoreError) -> Status {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failed during replication");
-    if e.is_retriable() { Status::unavailable("storage busy, retry") } else { Status::internal("storage failure") }
+    if e.is_retriable() {
+        Status::unavailable("storage busy, retry")
+    } else {
+        Status::internal("storage failure")
+    }
 }
 
 fn now_ms() -> i64 {
@@ -140,7 +170,10 @@ impl Replication for ReplicationService {
             SiteRole::National => v1::SiteRole::National,
         };
         if req.role != expected_role as i32 {
-            return Err(Status::invalid_argument(format!("role {} does not match site {child}", req.role)));
+            return Err(Status::invalid_argument(format!(
+                "role {} does not match site {child}",
+                req.role
+            )));
         }
         let now = now_ms();
         let skew = (req.wall_clock_ms != 0).then(|| req.wall_clock_ms - now);
@@ -149,7 +182,11 @@ impl Replication for ReplicationService {
         {
             tracing::warn!(child = %child, skew_ms = skew, "child clock is off");
         }
-        let cursor = self.store.cursor(child.clone(), CursorKind::PushIn).await.map_err(store_status)?;
+        let cursor = self
+            .store
+            .cursor(child.clone(), CursorKind::PushIn)
+            .await
+            .map_err(store_status)?;
         self.store
             .record_peer(PeerUpdate {
                 peer: Some(child.clone()),
@@ -163,9 +200,19 @@ impl Replication for ReplicationService {
         let compression = negotiate(&req.compressions);
         let session_id = uuid::Uuid::now_v7().to_string();
         {
-            let mut sessions = self.sessions.lock().map_err(|_| Status::internal("session table poisoned"))?;
+            let mut sessions = self
+                .sessions
+                .lock()
+                .map_err(|_| Status::internal("session table poisoned"))?;
             sessions.retain(|_, s| s.created.elapsed() < SESSION_TTL);
-            sessions.insert(session_id.clone(), Session { child: child.clone(), compression, created: Instant::now() });
+            sessions.insert(
+                session_id.clone(),
+                Session {
+                    child: child.clone(),
+                    compression,
+                    created: Instant::now(),
+                },
+            );
         }
         tracing::info!(cursor = cursor.0, ?compression, "child said hello");
         let role = match self.site().role() {
@@ -187,20 +234,38 @@ impl Replication for ReplicationService {
 
     type PushStream = AckStream;
 
-    async fn push(&self, req: Request<Streaming<PushMessage>>) -> Result<Response<AckStream>, Status> {
+    async fn push(
+        &self,
+        req: Request<Streaming<PushMessage>>,
+    ) -> Result<Response<AckStream>, Status> {
         let mut inbound = req.into_inner();
-        let first = inbound.message().await?.ok_or_else(|| Status::invalid_argument("empty push stream"))?;
+        let first = inbound
+            .message()
+            .await?
+            .ok_or_else(|| Status::invalid_argument("empty push stream"))?;
         let Some(push_message::Kind::Open(open)) = first.kind else {
-            return Err(Status::invalid_argument("the first push message must be PushOpen"));
+            return Err(Status::invalid_argument(
+                "the first push message must be PushOpen",
+            ));
         };
         let (child, _) = self.session(&open.session_id)?;
-        let cursor = self.store.cursor(child.clone(), CursorKind::PushIn).await.map_err(store_status)?;
+        let cursor = self
+            .store
+            .cursor(child.clone(), CursorKind::PushIn)
+            .await
+            .map_err(store_status)?;
         let (ack_tx, ack_rx) = mpsc::channel(64);
         let (work_tx, work_rx) = mpsc::channel(4);
-        let reader = PushReader { child: child.clone(), limits: self.limits.clone(), expected: cursor };
+        let reader = PushReader {
+            child: child.clone(),
+            limits: self.limits.clone(),
+            expected: cursor,
+        };
         let token = self.token.clone();
-        self.tracker.spawn(reader.run(inbound, work_tx, token.clone()));
-        self.tracker.spawn(apply_batches(self.store.clone(), child, work_rx, ack_tx));
+        self.tracker
+            .spawn(reader.run(inbound, work_tx, token.clone()));
+        self.tracker
+            .spawn(apply_batches(self.store.clone(), child, work_rx, ack_tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(ack_rx))))
     }
 
@@ -225,9 +290,15 @@ impl Replication for ReplicationService {
 
 /// Work handed from the reader stage to the apply stage, in stream order.
 enum Work {
-    Apply { batch_no: u64, incoming: Incoming },
+    Apply {
+        batch_no: u64,
+        incoming: Incoming,
+    },
     /// The batch was already held (a resend after reconnect): ack only.
-    AlreadyHeld { batch_no: u64, through: Seq },
+    AlreadyHeld {
+        batch_no: u64,
+        through: Seq,
+    },
     /// The stream must end with this status, after everything before it.
     Fail(Status),
 }
@@ -240,15 +311,24 @@ struct PushReader {
 }
 
 impl PushReader {
-    async fn run(mut self, mut inbound: Streaming<PushMessage>, out: mpsc::Sender<Work>, token: CancellationToken) {
+    async fn run(
+        mut self,
+        mut inbound: Streaming<PushMessage>,
+        out: mpsc::Sender<Work>,
+        token: CancellationToken,
+    ) {
         loop {
             let msg = tokio::select! {
                 _ = token.cancelled() => return,
                 msg = inbound.message() => msg,
             };
             let work = match msg {
-                Ok(Some(PushMessage { kind: Some(push_message::Kind::Batch(batch)) })) => self.prepare(batch),
-                Ok(Some(_)) => Work::Fail(Status::invalid_argument("only batches may follow PushOpen")),
+                Ok(Some(PushMessage {
+                    kind: Some(push_message::Kind::Batch(batch)),
+                })) => self.prepare(batch),
+                Ok(Some(_)) => {
+                    Work::Fail(Status::invalid_argument("only batches may follow PushOpen"))
+                }
                 Ok(None) => return,
                 Err(status) => {
                     tracing::debug!(child = %self.child, %status, "push stream ended");
@@ -278,7 +358,9 @@ impl PushReader {
             )));
         }
         if batch.through_seq < batch.after_seq {
-            return Work::Fail(Status::invalid_argument(format!("batch {n}: through_seq is before after_seq")));
+            return Work::Fail(Status::invalid_argument(format!(
+                "batch {n}: through_seq is before after_seq"
+            )));
         }
         if batch.after_seq > self.expected.0 {
             return Work::Fail(Status::failed_precondition(format!(
@@ -287,14 +369,19 @@ impl PushReader {
             )));
         }
         if batch.through_seq <= self.expected.0 {
-            return Work::AlreadyHeld { batch_no: n, through: self.expected };
+            return Work::AlreadyHeld {
+                batch_no: n,
+                through: self.expected,
+            };
         }
         let decoded = match codec::decode_batch(batch.compression, &batch.payload) {
             Ok(decoded) => decoded,
             Err(e) => return Work::Fail(Status::invalid_argument(format!("batch {n}: {e}"))),
         };
         if decoded.events.len() > self.limits.max_batch_events as usize {
-            return Work::Fail(Status::invalid_argument(format!("batch {n}: more events than the limit")));
+            return Work::Fail(Status::invalid_argument(format!(
+                "batch {n}: more events than the limit"
+            )));
         }
         let mut events = Vec::with_capacity(decoded.events.len());
         let mut quarantine = Vec::new();
@@ -302,23 +389,48 @@ impl PushReader {
             let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
             let checked = convert::event_from_proto(proto.clone())
                 .map_err(|v| v.to_string())
-                .and_then(|e| scope::check_event(&self.child, &e).map(|()| e).map_err(|s| s.to_string()));
+                .and_then(|e| {
+                    scope::check_event(&self.child, &e)
+                        .map(|()| e)
+                        .map_err(|s| s.to_string())
+                });
             match checked {
                 Ok(event) => events.push(event),
                 Err(reason) => {
                     tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
-                    quarantine.push(QuarantineRecord { event_id, payload: proto.encode_to_vec(), reason });
+                    quarantine.push(QuarantineRecord {
+                        event_id,
+                        payload: proto.encode_to_vec(),
+                        reason,
+                    });
                 }
             }
         }
         self.expected = Seq(batch.through_seq);
-        let cursor = CursorUpdate { peer: self.child.clone(), kind: CursorKind::PushIn, seq: self.expected };
-        Work::Apply { batch_no: n, incoming: Incoming { from: self.child.clone(), events, quarantine, cursor: Some(cursor) } }
+        let cursor = CursorUpdate {
+            peer: self.child.clone(),
+            kind: CursorKind::PushIn,
+            seq: self.expected,
+        };
+        Work::Apply {
+            batch_no: n,
+            incoming: Incoming {
+                from: self.child.clone(),
+                events,
+                quarantine,
+                cursor: Some(cursor),
+            },
+        }
     }
 }
 
 /// Commits prepared batches in order and acks each after its commit.
-async fn apply_batches(store: Store, child: SiteCode, mut work: mpsc::Receiver<Work>, acks: mpsc::Sender<Result<PushAck, Status>>) {
+async fn apply_batches(
+    store: Store,
+    child: SiteCode,
+    mut work: mpsc::Receiver<Work>,
+    acks: mpsc::Sender<Result<PushAck, Status>>,
+) {
     while let Some(item) = work.recv().await {
         let ack = match item {
             Work::Fail(status) => {
@@ -326,11 +438,19 @@ async fn apply_batches(store: Store, child: SiteCode, mut work: mpsc::Receiver<W
                 let _ = acks.send(Err(status)).await;
                 return;
             }
-            Work::AlreadyHeld { batch_no, through } => {
-                PushAck { batch_no, through_seq: through.0, accepted: 0, duplicates: 0, quarantined: 0 }
-            }
+            Work::AlreadyHeld { batch_no, through } => PushAck {
+                batch_no,
+                through_seq: through.0,
+                accepted: 0,
+                duplicates: 0,
+                quarantined: 0,
+            },
             Work::Apply { batch_no, incoming } => {
-                let through = incoming.cursor.as_ref().map(|c| c.seq.0).unwrap_or_default();
+                let through = incoming
+                    .cursor
+                    .as_ref()
+                    .map(|c| c.seq.0)
+                    .unwrap_or_default();
                 match store.apply_remote(incoming).await {
                     Ok(o) => PushAck {
                         batch_no,
@@ -385,7 +505,9 @@ impl PullFeed {
                 let payload = match codec::compress(self.compression, &raw) {
                     Ok(p) => p,
                     Err(e) => {
-                        let _ = tx.send(Err(Status::internal(format!("compress: {e}")))).await;
+                        let _ = tx
+                            .send(Err(Status::internal(format!("compress: {e}"))))
+                            .await;
                         return;
                     }
                 };
@@ -415,19 +537,35 @@ impl PullFeed {
 /// Re-validates quarantined records (after an operator fixed the cause, e.g.
 /// an updated region list) and stores those that now pass. Returns
 /// (replayed, still refused).
-pub async fn replay_quarantine(store: &Store, ids: Option<Vec<i64>>) -> Result<(u32, u32), crate::store::StoreError> {
+pub async fn replay_quarantine(
+    store: &Store,
+    ids: Option<Vec<i64>>,
+) -> Result<(u32, u32), crate::store::StoreError> {
     let entries = store.quarantined(None).await?;
     let mut replayed = 0;
     let mut refused = 0;
-    for entry in entries.into_iter().filter(|e| ids.as_ref().is_none_or(|ids| ids.contains(&e.id))) {
+    for entry in entries
+        .into_iter()
+        .filter(|e| ids.as_ref().is_none_or(|ids| ids.contains(&e.id)))
+    {
         let from = SiteCode::parse(&entry.received_from).ok();
         let event = v1::Event::decode(entry.payload.as_slice())
             .ok()
             .and_then(|p| convert::event_from_proto(p).ok())
-            .filter(|e| from.as_ref().is_some_and(|f| scope::check_event(f, e).is_ok()));
+            .filter(|e| {
+                from.as_ref()
+                    .is_some_and(|f| scope::check_event(f, e).is_ok())
+            });
         match (event, from) {
             (Some(event), Some(from)) => {
-                store.apply_remote(Incoming { from, events: vec![event], quarantine: vec![], cursor: None }).await?;
+                store
+                    .apply_remote(Incoming {
+                        from,
+                        events: vec![event],
+                        quarantine: vec![],
+                        cursor: None,
+                    })
+                    .await?;
                 store.mark_replayed(vec![entry.id]).await?;
                 replayed += 1;
             }

@@ -28,7 +28,10 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<u32, StoreError> {
 pub(super) fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, StoreError> {
     let found: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if found > SCHEMA_VERSION {
-        return Err(StoreError::IncompatibleVersion { found, supported: SCHEMA_VERSION });
+        return Err(StoreError::IncompatibleVersion {
+            found,
+            supported: SCHEMA_VERSION,
+        });
     }
     if found >= target {
         return Ok(found);
@@ -36,7 +39,8 @@ pub(super) fn migrate_to(conn: &mut Connection, target: u32) -> Result<u32, Stor
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     for version in found + 1..=target {
         let sql = MIGRATIONS[version as usize - 1];
-        tx.execute_batch(sql).map_err(|source| StoreError::Migration { version, source })?;
+        tx.execute_batch(sql)
+            .map_err(|source| StoreError::Migration { version, source })?;
     }
     tx.pragma_update(None, "user_version", target)?;
     tx.commit()?;

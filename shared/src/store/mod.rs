@@ -37,7 +37,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 pub use migrations::SCHEMA_VERSION;
 
-use crate::domain::{ComplaintId, Event, EventBody, EventId, Intake, SiteCode, SiteRole, Seq, Status, TrackingNumber};
+use crate::domain::{
+    ComplaintId, Event, EventBody, EventId, Intake, Seq, SiteCode, SiteRole, Status, TrackingNumber,
+};
 use crate::hlc::{Hlc, SystemClock};
 use crate::lifecycle::ComplaintState;
 
@@ -323,7 +325,11 @@ impl StoreError {
     pub fn is_storage_failure(&self) -> bool {
         matches!(
             self,
-            StoreError::Sqlite(_) | StoreError::Corrupt { .. } | StoreError::Open { .. } | StoreError::GroupCommit(_) | StoreError::Migration { .. }
+            StoreError::Sqlite(_)
+                | StoreError::Corrupt { .. }
+                | StoreError::Open { .. }
+                | StoreError::GroupCommit(_)
+                | StoreError::Migration { .. }
         )
     }
 
@@ -360,7 +366,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("site", &self.inner.site).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("site", &self.inner.site)
+            .finish_non_exhaustive()
     }
 }
 
@@ -397,9 +405,16 @@ impl Store {
         self.inner.head.clone()
     }
 
-    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> writer::Command) -> Result<T, StoreError> {
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(Reply<T>) -> writer::Command,
+    ) -> Result<T, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.writer.send(make(tx)).await.map_err(|_| StoreError::Closed)?;
+        self.inner
+            .writer
+            .send(make(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -408,7 +423,9 @@ impl Store {
     pub async fn submit(&self, c: NewComplaint) -> Result<Submitted, StoreError> {
         let site = &self.inner.site;
         if site.role() != SiteRole::Node {
-            return Err(StoreError::Rejected { reason: format!("site {site} is a hub; intake happens at district nodes") });
+            return Err(StoreError::Rejected {
+                reason: format!("site {site} is a hub; intake happens at district nodes"),
+            });
         }
         // Stamp, encode and fold here, on the caller's task: that work then
         // runs beside the writer instead of on its thread.
@@ -423,13 +440,25 @@ impl Store {
             hlc,
             actor: c.actor,
             district: site.clone(),
-            body: EventBody::Created { tracking_number, intake: Box::new(c.intake) },
+            body: EventBody::Created {
+                tracking_number,
+                intake: Box::new(c.intake),
+            },
         };
         let payload = read::encode_event(&event);
-        let state = crate::lifecycle::fold(std::slice::from_ref(&event))
-            .ok_or_else(|| StoreError::Rejected { reason: "the intake does not make a complaint".into() })?;
-        let prepared = writer::PreparedSubmit { event, payload, state, retry: c.complaint_id.is_some() };
-        self.call(|reply| writer::Command::Submit(Box::new(prepared), reply)).await
+        let state = crate::lifecycle::fold(std::slice::from_ref(&event)).ok_or_else(|| {
+            StoreError::Rejected {
+                reason: "the intake does not make a complaint".into(),
+            }
+        })?;
+        let prepared = writer::PreparedSubmit {
+            event,
+            payload,
+            state,
+            retry: c.complaint_id.is_some(),
+        };
+        self.call(|reply| writer::Command::Submit(Box::new(prepared), reply))
+            .await
     }
 
     /// Appends a lifecycle event written at this site.
@@ -441,22 +470,26 @@ impl Store {
     /// peer's cursor in one transaction.
     pub async fn apply_remote(&self, incoming: Incoming) -> Result<ApplyOutcome, StoreError> {
         let payloads = incoming.events.iter().map(read::encode_event).collect();
-        self.call(|reply| writer::Command::ApplyRemote(incoming, payloads, reply)).await
+        self.call(|reply| writer::Command::ApplyRemote(incoming, payloads, reply))
+            .await
     }
 
     /// Sets a cursor (see [`CursorUpdate`] for which kinds may go back).
     pub async fn set_cursor(&self, update: CursorUpdate) -> Result<(), StoreError> {
-        self.call(|reply| writer::Command::SetCursor(update, reply)).await
+        self.call(|reply| writer::Command::SetCursor(update, reply))
+            .await
     }
 
     /// Marks quarantined records replayed (after they were re-applied).
     pub async fn mark_replayed(&self, ids: Vec<i64>) -> Result<(), StoreError> {
-        self.call(|reply| writer::Command::MarkReplayed(ids, reply)).await
+        self.call(|reply| writer::Command::MarkReplayed(ids, reply))
+            .await
     }
 
     /// Records what was learned about a peer.
     pub async fn record_peer(&self, update: PeerUpdate) -> Result<(), StoreError> {
-        self.call(|reply| writer::Command::RecordPeer(update, reply)).await
+        self.call(|reply| writer::Command::RecordPeer(update, reply))
+            .await
     }
 
     /// Every peer this site has spoken with.
@@ -465,25 +498,44 @@ impl Store {
     }
 
     pub async fn get(&self, key: ComplaintKey) -> Result<Option<ComplaintView>, StoreError> {
-        self.inner.readers.run(move |conn| read::get(conn, &key)).await
+        self.inner
+            .readers
+            .run(move |conn| read::get(conn, &key))
+            .await
     }
 
-    pub async fn list(&self, filter: ComplaintFilter, page: PageRequest) -> Result<Page, StoreError> {
-        self.inner.readers.run(move |conn| read::list(conn, &filter, &page)).await
+    pub async fn list(
+        &self,
+        filter: ComplaintFilter,
+        page: PageRequest,
+    ) -> Result<Page, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| read::list(conn, &filter, &page))
+            .await
     }
 
     pub async fn count(&self, filter: ComplaintFilter) -> Result<u64, StoreError> {
-        self.inner.readers.run(move |conn| read::count(conn, &filter)).await
+        self.inner
+            .readers
+            .run(move |conn| read::count(conn, &filter))
+            .await
     }
 
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         let site = self.inner.site.clone();
-        self.inner.readers.run(move |conn| read::stats(conn, site)).await
+        self.inner
+            .readers
+            .run(move |conn| read::stats(conn, site))
+            .await
     }
 
     /// A cursor's value (`Seq(0)` when never set).
     pub async fn cursor(&self, peer: SiteCode, kind: CursorKind) -> Result<Seq, StoreError> {
-        self.inner.readers.run(move |conn| read::cursor(conn, &peer, kind)).await
+        self.inner
+            .readers
+            .run(move |conn| read::cursor(conn, &peer, kind))
+            .await
     }
 
     /// Every cursor this site keeps: (peer, kind, seq, updated_at_ms).
@@ -493,18 +545,34 @@ impl Store {
 
     /// Stored events after a seq, for replication.
     pub async fn event_run(&self, req: RunRequest) -> Result<EventRun, StoreError> {
-        self.inner.readers.run(move |conn| read::event_run(conn, &req)).await
+        self.inner
+            .readers
+            .run(move |conn| read::event_run(conn, &req))
+            .await
     }
 
     /// Count of events after `after` not received from `exclude_from`, and
     /// the local time (ms) the oldest of them was stored.
-    pub async fn backlog(&self, after: Seq, exclude_from: Option<SiteCode>) -> Result<(u64, Option<i64>), StoreError> {
-        self.inner.readers.run(move |conn| read::backlog(conn, after, exclude_from.as_ref())).await
+    pub async fn backlog(
+        &self,
+        after: Seq,
+        exclude_from: Option<SiteCode>,
+    ) -> Result<(u64, Option<i64>), StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| read::backlog(conn, after, exclude_from.as_ref()))
+            .await
     }
 
     /// Quarantined records not yet replayed (all when `peer` is `None`).
-    pub async fn quarantined(&self, peer: Option<String>) -> Result<Vec<QuarantineEntry>, StoreError> {
-        self.inner.readers.run(move |conn| read::quarantined(conn, peer.as_deref())).await
+    pub async fn quarantined(
+        &self,
+        peer: Option<String>,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| read::quarantined(conn, peer.as_deref()))
+            .await
     }
 
     /// `PRAGMA integrity_check`: `["ok"]` when the database is sound.
@@ -515,10 +583,21 @@ impl Store {
     /// Drains queued writes, stops the writer thread and waits for it.
     pub async fn close(self) -> Result<(), StoreError> {
         let (tx, rx) = oneshot::channel();
-        if self.inner.writer.send(writer::Command::Shutdown(tx)).await.is_ok() {
+        if self
+            .inner
+            .writer
+            .send(writer::Command::Shutdown(tx))
+            .await
+            .is_ok()
+        {
             let _ = rx.await;
         }
-        let handle = self.inner.thread.lock().map_err(|_| StoreError::Closed)?.take();
+        let handle = self
+            .inner
+            .thread
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .take();
         if let Some(handle) = handle {
             tokio::task::spawn_blocking(move || {
                 let _ = handle.join();

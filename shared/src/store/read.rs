@@ -13,10 +13,10 @@ use super::connection::open_reader;
 use super::migrations::SCHEMA_VERSION;
 use super::writer::events_of;
 use super::{
-    ComplaintFilter, ComplaintKey, ComplaintView, CursorKind, EventRun, MAX_PAGE_SIZE, Page, PageRequest, PeerInfo,
-    QuarantineEntry, RunRequest, StoreError, StoreStats,
+    ComplaintFilter, ComplaintKey, ComplaintView, CursorKind, EventRun, MAX_PAGE_SIZE, Page,
+    PageRequest, PeerInfo, QuarantineEntry, RunRequest, StoreError, StoreStats,
 };
-use crate::domain::{ComplaintId, Event, SiteCode, SiteRole, Seq};
+use crate::domain::{ComplaintId, Event, Seq, SiteCode, SiteRole};
 use crate::proto::{convert, v1};
 
 /// Idle reader connections kept for reuse.
@@ -31,7 +31,10 @@ pub(super) struct ReadPool {
 
 impl ReadPool {
     pub(super) fn new(path: PathBuf) -> ReadPool {
-        ReadPool { path, idle: Arc::new(Mutex::new(Vec::new())) }
+        ReadPool {
+            path,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     /// Runs `f` on a reader connection off the async runtime.
@@ -44,7 +47,10 @@ impl ReadPool {
         tokio::task::spawn_blocking(move || {
             let conn = match pool.idle.lock().ok().and_then(|mut idle| idle.pop()) {
                 Some(conn) => conn,
-                None => open_reader(&pool.path).map_err(|source| StoreError::Open { path: pool.path.clone(), source })?,
+                None => open_reader(&pool.path).map_err(|source| StoreError::Open {
+                    path: pool.path.clone(),
+                    source,
+                })?,
             };
             let out = f(&conn);
             if let Ok(mut idle) = pool.idle.lock()
@@ -59,7 +65,10 @@ impl ReadPool {
 }
 
 pub(super) fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// The canonical stored form of an event: its protobuf encoding. Encoding a
@@ -69,11 +78,20 @@ pub(super) fn encode_event(event: &Event) -> Vec<u8> {
 }
 
 pub(super) fn decode_event(seq: i64, payload: &[u8]) -> Result<Event, StoreError> {
-    let proto = v1::Event::decode(payload).map_err(|e| StoreError::Corrupt { seq, reason: e.to_string() })?;
-    convert::event_from_proto(proto).map_err(|v| StoreError::Corrupt { seq, reason: v.to_string() })
+    let proto = v1::Event::decode(payload).map_err(|e| StoreError::Corrupt {
+        seq,
+        reason: e.to_string(),
+    })?;
+    convert::event_from_proto(proto).map_err(|v| StoreError::Corrupt {
+        seq,
+        reason: v.to_string(),
+    })
 }
 
-pub(super) fn get(conn: &Connection, key: &ComplaintKey) -> Result<Option<ComplaintView>, StoreError> {
+pub(super) fn get(
+    conn: &Connection,
+    key: &ComplaintKey,
+) -> Result<Option<ComplaintView>, StoreError> {
     let id = match key {
         ComplaintKey::Id(id) => *id,
         ComplaintKey::Tracking(tn) => {
@@ -98,7 +116,10 @@ pub(super) fn get(conn: &Connection, key: &ComplaintKey) -> Result<Option<Compla
 fn complaint_id_from(bytes: &[u8]) -> Result<ComplaintId, StoreError> {
     uuid::Uuid::from_slice(bytes)
         .map(ComplaintId)
-        .map_err(|e| StoreError::Corrupt { seq: 0, reason: format!("complaint id: {e}") })
+        .map_err(|e| StoreError::Corrupt {
+            seq: 0,
+            reason: format!("complaint id: {e}"),
+        })
 }
 
 /// The WHERE clause and parameters of a filter.
@@ -131,22 +152,36 @@ fn filter_sql(filter: &ComplaintFilter) -> Result<(String, Vec<Value>), StoreErr
         clauses.push("updated_hlc > ?".to_owned());
         params.push(Value::Integer(since.0 as i64));
     }
-    let sql = if clauses.is_empty() { String::new() } else { format!(" WHERE {}", clauses.join(" AND ")) };
+    let sql = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", clauses.join(" AND "))
+    };
     Ok((sql, params))
 }
 
-pub(super) fn list(conn: &Connection, filter: &ComplaintFilter, page: &PageRequest) -> Result<Page, StoreError> {
+pub(super) fn list(
+    conn: &Connection,
+    filter: &ComplaintFilter,
+    page: &PageRequest,
+) -> Result<Page, StoreError> {
     let limit = page.limit.clamp(1, MAX_PAGE_SIZE) as usize;
     let (mut sql, mut params) = filter_sql(filter)?;
     if let Some(token) = &page.token {
-        let after = uuid::Uuid::parse_str(token).map_err(|_| StoreError::BadPageToken(token.clone()))?;
+        let after =
+            uuid::Uuid::parse_str(token).map_err(|_| StoreError::BadPageToken(token.clone()))?;
         sql.push_str(if sql.is_empty() { " WHERE " } else { " AND " });
         sql.push_str("complaint_id < ?");
         params.push(Value::Blob(after.as_bytes().to_vec()));
     }
-    let query = format!("SELECT complaint_id FROM complaints{sql} ORDER BY complaint_id DESC LIMIT {}", limit + 1);
+    let query = format!(
+        "SELECT complaint_id FROM complaints{sql} ORDER BY complaint_id DESC LIMIT {}",
+        limit + 1
+    );
     let mut stmt = conn.prepare_cached(&query)?;
-    let ids: Vec<Vec<u8>> = stmt.query_map(params_from_iter(params), |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let ids: Vec<Vec<u8>> = stmt
+        .query_map(params_from_iter(params), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let more = ids.len() > limit;
     let mut items = Vec::with_capacity(limit);
     for bytes in ids.iter().take(limit) {
@@ -155,7 +190,11 @@ pub(super) fn list(conn: &Connection, filter: &ComplaintFilter, page: &PageReque
             items.push(state);
         }
     }
-    let next_token = if more { items.last().map(|s| s.id.0.hyphenated().to_string()) } else { None };
+    let next_token = if more {
+        items.last().map(|s| s.id.0.hyphenated().to_string())
+    } else {
+        None
+    };
     Ok(Page { items, next_token })
 }
 
@@ -180,7 +219,11 @@ pub(super) fn stats(conn: &Connection, site: SiteCode) -> Result<StoreStats, Sto
     })
 }
 
-pub(super) fn cursor(conn: &Connection, peer: &SiteCode, kind: CursorKind) -> Result<Seq, StoreError> {
+pub(super) fn cursor(
+    conn: &Connection,
+    peer: &SiteCode,
+    kind: CursorKind,
+) -> Result<Seq, StoreError> {
     let seq: Option<i64> = conn
         .prepare_cached("SELECT seq FROM cursors WHERE peer = ?1 AND kind = ?2")?
         .query_row([peer.as_str(), kind.as_sql()], |r| r.get(0))
@@ -188,10 +231,18 @@ pub(super) fn cursor(conn: &Connection, peer: &SiteCode, kind: CursorKind) -> Re
     Ok(Seq(seq.unwrap_or(0) as u64))
 }
 
-pub(super) fn cursors(conn: &Connection) -> Result<Vec<(String, CursorKind, Seq, i64)>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT peer, kind, seq, updated_at_ms FROM cursors ORDER BY peer, kind")?;
+pub(super) fn cursors(
+    conn: &Connection,
+) -> Result<Vec<(String, CursorKind, Seq, i64)>, StoreError> {
+    let mut stmt = conn
+        .prepare_cached("SELECT peer, kind, seq, updated_at_ms FROM cursors ORDER BY peer, kind")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
     })?;
     let mut out = Vec::new();
     for row in rows {
@@ -226,7 +277,10 @@ pub(super) fn event_run(conn: &Connection, req: &RunRequest) -> Result<EventRun,
     sql.push_str(" ORDER BY seq");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
-    let mut run = EventRun { through: req.after, events: Vec::new() };
+    let mut run = EventRun {
+        through: req.after,
+        events: Vec::new(),
+    };
     let mut bytes = 0usize;
     let exclude = req.exclude_from.as_ref().map(SiteCode::as_str);
     while let Some(row) = rows.next()? {
@@ -238,7 +292,9 @@ pub(super) fn event_run(conn: &Connection, req: &RunRequest) -> Result<EventRun,
             continue;
         }
         let payload: Vec<u8> = row.get(1)?;
-        if !run.events.is_empty() && (run.events.len() >= req.max_events || bytes + payload.len() > req.max_bytes) {
+        if !run.events.is_empty()
+            && (run.events.len() >= req.max_events || bytes + payload.len() > req.max_bytes)
+        {
             break;
         }
         bytes += payload.len();
@@ -248,7 +304,11 @@ pub(super) fn event_run(conn: &Connection, req: &RunRequest) -> Result<EventRun,
     Ok(run)
 }
 
-pub(super) fn backlog(conn: &Connection, after: Seq, exclude: Option<&SiteCode>) -> Result<(u64, Option<i64>), StoreError> {
+pub(super) fn backlog(
+    conn: &Connection,
+    after: Seq,
+    exclude: Option<&SiteCode>,
+) -> Result<(u64, Option<i64>), StoreError> {
     let (n, oldest): (i64, Option<i64>) = conn
         .prepare_cached(
             "SELECT count(*), min(stored_at_ms) FROM events WHERE seq > ?1 AND (received_from IS NULL OR received_from IS NOT ?2)",
@@ -257,7 +317,10 @@ pub(super) fn backlog(conn: &Connection, after: Seq, exclude: Option<&SiteCode>)
     Ok((n as u64, oldest))
 }
 
-pub(super) fn quarantined(conn: &Connection, peer: Option<&str>) -> Result<Vec<QuarantineEntry>, StoreError> {
+pub(super) fn quarantined(
+    conn: &Connection,
+    peer: Option<&str>,
+) -> Result<Vec<QuarantineEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, received_from, event_id, reason, recorded_at_ms, payload FROM quarantine
          WHERE replayed_at_ms IS NULL AND (?1 IS NULL OR received_from = ?1) ORDER BY id",

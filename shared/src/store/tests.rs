@@ -15,7 +15,11 @@ fn site(code: &str) -> SiteCode {
 }
 
 fn config(dir: &TempDir, code: &str) -> StoreConfig {
-    StoreConfig { path: dir.path().join("site.db"), site: site(code), clock: SystemClock::default() }
+    StoreConfig {
+        path: dir.path().join("site.db"),
+        site: site(code),
+        clock: SystemClock::default(),
+    }
 }
 
 pub(crate) fn intake(title: &str) -> Intake {
@@ -32,12 +36,21 @@ pub(crate) fn intake(title: &str) -> Intake {
         },
         incident_date: None,
         privacy: Privacy::default(),
-        reporter: Some(Reporter { name: "Siti".into(), nik: None, phone: None, email: None }),
+        reporter: Some(Reporter {
+            name: "Siti".into(),
+            nik: None,
+            phone: None,
+            email: None,
+        }),
     }
 }
 
 fn new_complaint(title: &str) -> NewComplaint {
-    NewComplaint { complaint_id: None, intake: intake(title), actor: "petugas".into() }
+    NewComplaint {
+        complaint_id: None,
+        intake: intake(title),
+        actor: "petugas".into(),
+    }
 }
 
 #[tokio::test]
@@ -46,18 +59,29 @@ async fn a_submitted_complaint_is_readable_and_survives_reopen() {
     let store = Store::open(config(&dir, "11.13")).unwrap();
     let s = store.submit(new_complaint("Jalan rusak")).await.unwrap();
     assert!(!s.duplicate);
-    assert!(s.tracking_number.0.starts_with("1113-"), "{}", s.tracking_number);
+    assert!(
+        s.tracking_number.0.starts_with("1113-"),
+        "{}",
+        s.tracking_number
+    );
     store.close().await.unwrap();
 
     let store = Store::open(config(&dir, "11.13")).unwrap();
-    let view = store.get(ComplaintKey::Tracking(s.tracking_number.clone())).await.unwrap().unwrap();
+    let view = store
+        .get(ComplaintKey::Tracking(s.tracking_number.clone()))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.state.id, s.complaint_id);
     assert_eq!(view.state.status, Status::BelumTerverifikasi);
     assert_eq!(view.history.len(), 1);
     let again = store.submit(new_complaint("Kedua")).await.unwrap();
     assert!(again.hlc > s.hlc);
     assert_ne!(again.tracking_number, s.tracking_number);
-    assert_eq!(store.integrity_check().await.unwrap(), vec!["ok".to_string()]);
+    assert_eq!(
+        store.integrity_check().await.unwrap(),
+        vec!["ok".to_string()]
+    );
 }
 
 #[tokio::test]
@@ -65,14 +89,24 @@ async fn resubmitting_the_same_complaint_id_is_a_no_op_and_other_content_a_confl
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11.13")).unwrap();
     let id = ComplaintId::new_v7();
-    let req = NewComplaint { complaint_id: Some(id), intake: intake("Air bersih"), actor: "a".into() };
+    let req = NewComplaint {
+        complaint_id: Some(id),
+        intake: intake("Air bersih"),
+        actor: "a".into(),
+    };
     let first = store.submit(req.clone()).await.unwrap();
     let second = store.submit(req.clone()).await.unwrap();
     assert!(second.duplicate);
     assert_eq!(first.tracking_number, second.tracking_number);
     assert_eq!(first.event_id, second.event_id);
-    let changed = NewComplaint { intake: intake("Lain"), ..req };
-    assert!(matches!(store.submit(changed).await, Err(StoreError::Conflict(_))));
+    let changed = NewComplaint {
+        intake: intake("Lain"),
+        ..req
+    };
+    assert!(matches!(
+        store.submit(changed).await,
+        Err(StoreError::Conflict(_))
+    ));
     assert_eq!(store.count(ComplaintFilter::default()).await.unwrap(), 1);
 }
 
@@ -101,7 +135,11 @@ async fn a_failing_request_does_not_spoil_its_group() {
     let mut tasks = Vec::new();
     for i in 0..50 {
         let s = store.clone();
-        tasks.push(tokio::spawn(async move { s.submit(new_complaint(&format!("ok {i}"))).await.map(|_| ()) }));
+        tasks.push(tokio::spawn(async move {
+            s.submit(new_complaint(&format!("ok {i}")))
+                .await
+                .map(|_| ())
+        }));
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             let r = s
@@ -130,7 +168,10 @@ fn remote_event(origin: &str, complaint: ComplaintId, hlc: u64) -> Event {
         hlc: Hlc(hlc),
         actor: "op".into(),
         district: site("11.13"),
-        body: EventBody::Created { tracking_number: TrackingNumber("1113-ABC-000001".into()), intake: Box::new(intake("remote")) },
+        body: EventBody::Created {
+            tracking_number: TrackingNumber("1113-ABC-000001".into()),
+            intake: Box::new(intake("remote")),
+        },
     }
 }
 
@@ -139,7 +180,12 @@ async fn the_same_event_twice_is_a_duplicate_and_other_content_is_recorded_as_a_
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11")).unwrap();
     let e = remote_event("11.13", ComplaintId::new_v7(), 1 << 20);
-    let inc = |events: Vec<Event>| Incoming { from: site("11.13"), events, quarantine: vec![], cursor: None };
+    let inc = |events: Vec<Event>| Incoming {
+        from: site("11.13"),
+        events,
+        quarantine: vec![],
+        cursor: None,
+    };
     let first = store.apply_remote(inc(vec![e.clone()])).await.unwrap();
     assert_eq!(first.accepted, 1);
     let again = store.apply_remote(inc(vec![e.clone()])).await.unwrap();
@@ -148,7 +194,11 @@ async fn the_same_event_twice_is_a_duplicate_and_other_content_is_recorded_as_a_
     forged.actor = "someone else".into();
     let c = store.apply_remote(inc(vec![forged])).await.unwrap();
     assert_eq!(c.conflicts, 1);
-    let view = store.get(ComplaintKey::Id(e.complaint_id)).await.unwrap().unwrap();
+    let view = store
+        .get(ComplaintKey::Id(e.complaint_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(view.history[0].actor, "op", "a conflict never overwrites");
     assert_eq!(store.stats().await.unwrap().conflicts, 1);
 }
@@ -159,14 +209,39 @@ async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
     let store = Store::open(config(&dir, "11")).unwrap();
     let from = site("11.13");
     let e = remote_event("11.13", ComplaintId::new_v7(), 1 << 20);
-    let cursor = CursorUpdate { peer: from.clone(), kind: CursorKind::PushIn, seq: Seq(40) };
+    let cursor = CursorUpdate {
+        peer: from.clone(),
+        kind: CursorKind::PushIn,
+        seq: Seq(40),
+    };
     store
-        .apply_remote(Incoming { from: from.clone(), events: vec![e], quarantine: vec![], cursor: Some(cursor) })
+        .apply_remote(Incoming {
+            from: from.clone(),
+            events: vec![e],
+            quarantine: vec![],
+            cursor: Some(cursor),
+        })
         .await
         .unwrap();
-    assert_eq!(store.cursor(from.clone(), CursorKind::PushIn).await.unwrap(), Seq(40));
-    store.set_cursor(CursorUpdate { peer: from.clone(), kind: CursorKind::PushIn, seq: Seq(7) }).await.unwrap();
-    assert_eq!(store.cursor(from, CursorKind::PushIn).await.unwrap(), Seq(40));
+    assert_eq!(
+        store
+            .cursor(from.clone(), CursorKind::PushIn)
+            .await
+            .unwrap(),
+        Seq(40)
+    );
+    store
+        .set_cursor(CursorUpdate {
+            peer: from.clone(),
+            kind: CursorKind::PushIn,
+            seq: Seq(7),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        store.cursor(from, CursorKind::PushIn).await.unwrap(),
+        Seq(40)
+    );
 }
 
 #[tokio::test]
@@ -175,9 +250,31 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
     let store = Store::open(config(&dir, "11")).unwrap();
     let e1 = remote_event("11.13", ComplaintId::new_v7(), 1 << 20);
     let e2 = remote_event("00", ComplaintId::new_v7(), 2 << 20);
-    store.apply_remote(Incoming { from: site("11.13"), events: vec![e1], quarantine: vec![], cursor: None }).await.unwrap();
-    store.apply_remote(Incoming { from: site("00"), events: vec![e2], quarantine: vec![], cursor: None }).await.unwrap();
-    let req = RunRequest { after: Seq(0), exclude_from: Some(site("00")), region: None, max_events: 10, max_bytes: 1 << 20 };
+    store
+        .apply_remote(Incoming {
+            from: site("11.13"),
+            events: vec![e1],
+            quarantine: vec![],
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    store
+        .apply_remote(Incoming {
+            from: site("00"),
+            events: vec![e2],
+            quarantine: vec![],
+            cursor: None,
+        })
+        .await
+        .unwrap();
+    let req = RunRequest {
+        after: Seq(0),
+        exclude_from: Some(site("00")),
+        region: None,
+        max_events: 10,
+        max_bytes: 1 << 20,
+    };
     let run = store.event_run(req).await.unwrap();
     assert_eq!(run.events.len(), 1);
     assert_eq!(run.through, Seq(2));
@@ -195,7 +292,10 @@ async fn lists_page_newest_first_and_filter_by_region_and_status() {
     let mut seen = Vec::new();
     let mut token = None;
     loop {
-        let page = store.list(ComplaintFilter::default(), PageRequest { limit: 3, token }).await.unwrap();
+        let page = store
+            .list(ComplaintFilter::default(), PageRequest { limit: 3, token })
+            .await
+            .unwrap();
         seen.extend(page.items.iter().map(|s| s.id));
         token = page.next_token;
         if token.is_none() {
@@ -204,13 +304,30 @@ async fn lists_page_newest_first_and_filter_by_region_and_status() {
     }
     assert_eq!(seen.len(), 7);
     assert!(seen.windows(2).all(|w| w[0] > w[1]), "newest first");
-    let province = ComplaintFilter { region: Some("11".into()), ..Default::default() };
+    let province = ComplaintFilter {
+        region: Some("11".into()),
+        ..Default::default()
+    };
     assert_eq!(store.count(province).await.unwrap(), 7);
-    let other = ComplaintFilter { region: Some("12".into()), ..Default::default() };
+    let other = ComplaintFilter {
+        region: Some("12".into()),
+        ..Default::default()
+    };
     assert_eq!(store.count(other).await.unwrap(), 0);
-    let verified = ComplaintFilter { statuses: vec![Status::Terverifikasi], ..Default::default() };
+    let verified = ComplaintFilter {
+        statuses: vec![Status::Terverifikasi],
+        ..Default::default()
+    };
     assert_eq!(store.count(verified).await.unwrap(), 0);
-    let bad = store.list(ComplaintFilter::default(), PageRequest { limit: 3, token: Some("nope".into()) }).await;
+    let bad = store
+        .list(
+            ComplaintFilter::default(),
+            PageRequest {
+                limit: 3,
+                token: Some("nope".into()),
+            },
+        )
+        .await;
     assert!(matches!(bad, Err(StoreError::BadPageToken(_))));
 }
 
@@ -218,7 +335,10 @@ async fn lists_page_newest_first_and_filter_by_region_and_status() {
 async fn a_hub_refuses_intake() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11")).unwrap();
-    assert!(matches!(store.submit(new_complaint("x")).await, Err(StoreError::Rejected { .. })));
+    assert!(matches!(
+        store.submit(new_complaint("x")).await,
+        Err(StoreError::Rejected { .. })
+    ));
 }
 
 #[tokio::test]
@@ -241,15 +361,26 @@ async fn a_database_of_the_first_schema_opens_under_the_current_one() {
             rusqlite::params![e.complaint_id.0.as_bytes().as_slice(), e.hlc.0 as i64],
         )
         .unwrap();
-        let v: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let v: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(v, 1);
     }
     let store = Store::open(config(&dir, "11.13")).unwrap();
     let stats = store.stats().await.unwrap();
-    assert_eq!((stats.complaints, stats.schema_version), (1, SCHEMA_VERSION));
-    assert_eq!(store.cursor(site("11"), CursorKind::PushOut).await.unwrap(), Seq(0));
+    assert_eq!(
+        (stats.complaints, stats.schema_version),
+        (1, SCHEMA_VERSION)
+    );
+    assert_eq!(
+        store.cursor(site("11"), CursorKind::PushOut).await.unwrap(),
+        Seq(0)
+    );
     let next = store.submit(new_complaint("after upgrade")).await.unwrap();
-    assert!(next.hlc > Hlc(5 << 20), "the clock floor comes from the old data");
+    assert!(
+        next.hlc > Hlc(5 << 20),
+        "the clock floor comes from the old data"
+    );
 }
 
 #[tokio::test]
@@ -257,7 +388,8 @@ async fn a_database_newer_than_the_binary_is_refused() {
     let dir = TempDir::new().unwrap();
     {
         let conn = Connection::open(dir.path().join("site.db")).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
     }
     match Store::open(config(&dir, "11.13")) {
         Err(StoreError::IncompatibleVersion { found, supported }) => {
@@ -270,8 +402,15 @@ async fn a_database_newer_than_the_binary_is_refused() {
 #[tokio::test]
 async fn another_sites_database_is_refused() {
     let dir = TempDir::new().unwrap();
-    Store::open(config(&dir, "11.13")).unwrap().close().await.unwrap();
-    assert!(matches!(Store::open(config(&dir, "11.04")), Err(StoreError::WrongSite { .. })));
+    Store::open(config(&dir, "11.13"))
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+    assert!(matches!(
+        Store::open(config(&dir, "11.04")),
+        Err(StoreError::WrongSite { .. })
+    ));
 }
 
 #[tokio::test]
@@ -281,7 +420,9 @@ async fn a_clock_set_back_across_a_restart_still_stamps_later_events_later() {
     let first = store.submit(new_complaint("a")).await.unwrap();
     store.close().await.unwrap();
     let mut cfg = config(&dir, "11.13");
-    cfg.clock = SystemClock { offset_ms: -3 * 86_400_000 };
+    cfg.clock = SystemClock {
+        offset_ms: -3 * 86_400_000,
+    };
     let store = Store::open(cfg).unwrap();
     let second = store.submit(new_complaint("b")).await.unwrap();
     assert!(second.hlc > first.hlc);

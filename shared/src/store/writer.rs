@@ -16,10 +16,10 @@ use super::connection::open_writer;
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
 use super::{
-    ApplyOutcome, Appended, CursorUpdate, Incoming, NewEvent, PeerUpdate, Reply, StoreConfig, StoreError,
-    Submitted,
+    Appended, ApplyOutcome, CursorUpdate, Incoming, NewEvent, PeerUpdate, Reply, StoreConfig,
+    StoreError, Submitted,
 };
-use crate::domain::{ComplaintId, Event, EventBody, EventId, SiteCode, Seq, TrackingNumber};
+use crate::domain::{ComplaintId, Event, EventBody, EventId, Seq, SiteCode, TrackingNumber};
 use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
 use crate::lifecycle::{self, ComplaintState};
 
@@ -62,14 +62,17 @@ pub(super) struct Started {
 /// Opens, migrates and binds the database to its site, then starts the
 /// writer thread.
 pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
-    let mut conn = open_writer(&config.path)
-        .map_err(|source| StoreError::Open { path: config.path.clone(), source })?;
+    let mut conn = open_writer(&config.path).map_err(|source| StoreError::Open {
+        path: config.path.clone(),
+        source,
+    })?;
     migrate(&mut conn)?;
     let instance = bind_site(&conn, &config.site)?;
-    let (hlc, tracking_next): (i64, i64) =
-        conn.query_row("SELECT hlc, tracking_next FROM writer_state WHERE id = 1", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+    let (hlc, tracking_next): (i64, i64) = conn.query_row(
+        "SELECT hlc, tracking_next FROM writer_state WHERE id = 1",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
     let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
     let (head_tx, head_rx) = watch::channel(Seq(head as u64));
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
@@ -89,31 +92,55 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
     let thread = std::thread::Builder::new()
         .name("lapor-store-writer".into())
         .spawn(move || writer.run(rx))
-        .map_err(|e| StoreError::Rejected { reason: format!("cannot start writer thread: {e}") })?;
-    Ok(Started { sender: tx, minter, head: head_rx, thread })
+        .map_err(|e| StoreError::Rejected {
+            reason: format!("cannot start writer thread: {e}"),
+        })?;
+    Ok(Started {
+        sender: tx,
+        minter,
+        head: head_rx,
+        thread,
+    })
 }
 
 /// Records the site on first open and refuses another site's database.
 /// Returns the instance tag used in tracking numbers.
 fn bind_site(conn: &Connection, site: &SiteCode) -> Result<String, StoreError> {
-    let found: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'site'", [], |r| r.get(0)).optional()?;
+    let found: Option<String> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'site'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
     match found {
         Some(found) if found != site.as_str() => {
-            return Err(StoreError::WrongSite { found, expected: site.clone() });
+            return Err(StoreError::WrongSite {
+                found,
+                expected: site.clone(),
+            });
         }
         Some(_) => {}
         None => {
-            conn.execute("INSERT INTO meta (key, value) VALUES ('site', ?1)", [site.as_str()])?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('site', ?1)",
+                [site.as_str()],
+            )?;
         }
     }
-    let tag: Option<String> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'instance_tag'", [], |r| r.get(0)).optional()?;
+    let tag: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'instance_tag'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
     match tag {
         Some(tag) => Ok(tag),
         None => {
             let tag = mint_instance_tag();
-            conn.execute("INSERT INTO meta (key, value) VALUES ('instance_tag', ?1)", [&tag])?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('instance_tag', ?1)",
+                [&tag],
+            )?;
             Ok(tag)
         }
     }
@@ -124,7 +151,9 @@ fn bind_site(conn: &Connection, site: &SiteCode) -> Result<String, StoreError> {
 fn mint_instance_tag() -> String {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     let mut rng = rand::rng();
-    (0..3).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect()
+    (0..3)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
 }
 
 /// Mints HLC timestamps and tracking numbers. Shared by callers (who stamp
@@ -190,11 +219,13 @@ impl Pending {
     fn aborted(cmd: Command) -> Pending {
         match cmd {
             Command::Submit(_, reply) => Pending::Submit(reply, Err(StoreError::Closed)),
-            Command::AddEvent(_, reply) => Pending::AddEvent(reply, Box::new(Err(StoreError::Closed))),
-            Command::ApplyRemote(_, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
-            Command::SetCursor(_, reply) | Command::MarkReplayed(_, reply) | Command::RecordPeer(_, reply) => {
-                Pending::Unit(reply, Err(StoreError::Closed))
+            Command::AddEvent(_, reply) => {
+                Pending::AddEvent(reply, Box::new(Err(StoreError::Closed)))
             }
+            Command::ApplyRemote(_, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
+            Command::SetCursor(_, reply)
+            | Command::MarkReplayed(_, reply)
+            | Command::RecordPeer(_, reply) => Pending::Unit(reply, Err(StoreError::Closed)),
             Command::Shutdown(tx) => {
                 let _ = tx.send(());
                 Pending::Nobody
@@ -203,7 +234,10 @@ impl Pending {
     }
 
     fn send(self, commit: &Result<(), Arc<StoreError>>) {
-        fn pick<T>(r: Result<T, StoreError>, c: &Result<(), Arc<StoreError>>) -> Result<T, StoreError> {
+        fn pick<T>(
+            r: Result<T, StoreError>,
+            c: &Result<(), Arc<StoreError>>,
+        ) -> Result<T, StoreError> {
             match c {
                 Ok(()) => r,
                 Err(e) => Err(StoreError::GroupCommit(e.clone())),
@@ -293,9 +327,19 @@ impl Writer {
     /// Runs a group in one transaction. A request that fails before writing
     /// answers alone; a storage failure after a request wrote something
     /// aborts the whole group (nothing of it is committed, everyone is told).
-    fn run_group(&mut self, work: Vec<Command>, pending: &mut Vec<Pending>) -> Result<(), StoreError> {
-        let tx = self.conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut ctx = Ctx { site: &self.site, minter: &self.minter, head: &mut self.head };
+    fn run_group(
+        &mut self,
+        work: Vec<Command>,
+        pending: &mut Vec<Pending>,
+    ) -> Result<(), StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut ctx = Ctx {
+            site: &self.site,
+            minter: &self.minter,
+            head: &mut self.head,
+        };
         let mut abort: Option<StoreError> = None;
         for cmd in work {
             if abort.is_some() {
@@ -326,9 +370,15 @@ impl Writer {
                     pending.push(Pending::Apply(reply, r));
                 }
                 // Single statements: SQLite rolls a failed statement back by itself.
-                Command::SetCursor(update, reply) => pending.push(Pending::Unit(reply, set_cursor(&tx, &update))),
-                Command::MarkReplayed(ids, reply) => pending.push(Pending::Unit(reply, mark_replayed(&tx, &ids))),
-                Command::RecordPeer(update, reply) => pending.push(Pending::Unit(reply, record_peer(&tx, &update))),
+                Command::SetCursor(update, reply) => {
+                    pending.push(Pending::Unit(reply, set_cursor(&tx, &update)))
+                }
+                Command::MarkReplayed(ids, reply) => {
+                    pending.push(Pending::Unit(reply, mark_replayed(&tx, &ids)))
+                }
+                Command::RecordPeer(update, reply) => {
+                    pending.push(Pending::Unit(reply, record_peer(&tx, &update)))
+                }
                 Command::Shutdown(_) => unreachable_shutdown(),
             }
         }
@@ -386,26 +436,35 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn submit(&mut self, conn: &Connection, p: PreparedSubmit) -> Result<Submitted, StoreError> {
-        let EventBody::Created { tracking_number, intake } = &p.event.body else {
-            return Err(StoreError::Rejected { reason: "a submission must be a created event".into() });
+        let EventBody::Created {
+            tracking_number,
+            intake,
+        } = &p.event.body
+        else {
+            return Err(StoreError::Rejected {
+                reason: "a submission must be a created event".into(),
+            });
         };
         if p.retry
             && let Some(existing) = created_event(conn, p.event.complaint_id)?
         {
             return match &existing.body {
-                EventBody::Created { tracking_number, intake: stored } if stored == intake && existing.actor == p.event.actor => {
-                    Ok(Submitted {
-                        complaint_id: existing.complaint_id,
-                        tracking_number: tracking_number.clone(),
-                        event_id: existing.id,
-                        hlc: existing.hlc,
-                        duplicate: true,
-                    })
-                }
+                EventBody::Created {
+                    tracking_number,
+                    intake: stored,
+                } if stored == intake && existing.actor == p.event.actor => Ok(Submitted {
+                    complaint_id: existing.complaint_id,
+                    tracking_number: tracking_number.clone(),
+                    event_id: existing.id,
+                    hlc: existing.hlc,
+                    duplicate: true,
+                }),
                 _ => Err(StoreError::Conflict(existing.id)),
             };
         }
-        let seq = self.insert_event(conn, &p.event, &p.payload, None)?.ok_or(StoreError::Conflict(p.event.id))?;
+        let seq = self
+            .insert_event(conn, &p.event, &p.payload, None)?
+            .ok_or(StoreError::Conflict(p.event.id))?;
         upsert_complaint(conn, &p.state, seq)?;
         Ok(Submitted {
             complaint_id: p.event.complaint_id,
@@ -418,15 +477,24 @@ impl Ctx<'_> {
 
     fn add_event(&mut self, conn: &Connection, e: NewEvent) -> Result<Appended, StoreError> {
         if matches!(e.body, EventBody::Created { .. }) {
-            return Err(StoreError::Rejected { reason: "a complaint is created by Submit, not AddEvent".into() });
+            return Err(StoreError::Rejected {
+                reason: "a complaint is created by Submit, not AddEvent".into(),
+            });
         }
         let mut events = events_of(conn, e.complaint_id)?;
-        let state = lifecycle::fold(&events).ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
+        let state = lifecycle::fold(&events)
+            .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
         if let Some(id) = e.event_id
             && let Some(existing) = events.iter().find(|x| x.id == id)
         {
-            if existing.actor == e.actor && existing.body == e.body && existing.origin == *self.site {
-                return Ok(Appended { event_id: id, hlc: existing.hlc, duplicate: true, state });
+            if existing.actor == e.actor && existing.body == e.body && existing.origin == *self.site
+            {
+                return Ok(Appended {
+                    event_id: id,
+                    hlc: existing.hlc,
+                    duplicate: true,
+                    state,
+                });
             }
             return Err(StoreError::Conflict(id));
         }
@@ -437,12 +505,18 @@ impl Ctx<'_> {
         }
         if !self.site.covers(&state.district) {
             return Err(StoreError::Rejected {
-                reason: format!("complaint of district {} is outside site {}", state.district, self.site),
+                reason: format!(
+                    "complaint of district {} is outside site {}",
+                    state.district, self.site
+                ),
             });
         }
         // A new event is stamped after everything the complaint already
         // holds, even when that came from a site whose clock runs ahead.
-        let hlc = lock(self.minter).clock.now().max(state.updated_hlc.successor());
+        let hlc = lock(self.minter)
+            .clock
+            .now()
+            .max(state.updated_hlc.successor());
         let event = Event {
             id: e.event_id.unwrap_or_else(EventId::new_v7),
             complaint_id: e.complaint_id,
@@ -452,17 +526,30 @@ impl Ctx<'_> {
             district: state.district.clone(),
             body: e.body,
         };
-        lifecycle::check_local_write(&state, &event)
-            .map_err(|err| StoreError::Rejected { reason: err.to_string() })?;
-        let seq = self.insert_event(conn, &event, &encode_event(&event), None)?.ok_or(StoreError::Conflict(event.id))?;
+        lifecycle::check_local_write(&state, &event).map_err(|err| StoreError::Rejected {
+            reason: err.to_string(),
+        })?;
+        let seq = self
+            .insert_event(conn, &event, &encode_event(&event), None)?
+            .ok_or(StoreError::Conflict(event.id))?;
         events.push(event.clone());
         let state = lifecycle::fold(&events)
             .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
         upsert_complaint(conn, &state, seq)?;
-        Ok(Appended { event_id: event.id, hlc: event.hlc, duplicate: false, state })
+        Ok(Appended {
+            event_id: event.id,
+            hlc: event.hlc,
+            duplicate: false,
+            state,
+        })
     }
 
-    fn apply_remote(&mut self, conn: &Connection, inc: Incoming, payloads: &[Vec<u8>]) -> Result<ApplyOutcome, StoreError> {
+    fn apply_remote(
+        &mut self,
+        conn: &Connection,
+        inc: Incoming,
+        payloads: &[Vec<u8>],
+    ) -> Result<ApplyOutcome, StoreError> {
         let mut out = ApplyOutcome::default();
         let now = now_ms();
         for q in &inc.quarantine {
@@ -505,7 +592,10 @@ impl Ctx<'_> {
         }
         for (complaint_id, seq, only_created) in touched {
             let state = if only_created && !complaint_has_other_events(conn, complaint_id)? {
-                inc.events.iter().find(|e| e.complaint_id == complaint_id).and_then(|e| lifecycle::fold(std::slice::from_ref(e)))
+                inc.events
+                    .iter()
+                    .find(|e| e.complaint_id == complaint_id)
+                    .and_then(|e| lifecycle::fold(std::slice::from_ref(e)))
             } else {
                 lifecycle::fold(&events_of(conn, complaint_id)?)
             };
@@ -574,12 +664,16 @@ fn created_event(conn: &Connection, id: ComplaintId) -> Result<Option<Event>, St
         .prepare_cached("SELECT seq, payload FROM events WHERE complaint_id = ?1 AND kind = 'created' ORDER BY seq LIMIT 1")?
         .query_row([id.0.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    row.map(|(seq, payload)| decode_event(seq, &payload)).transpose()
+    row.map(|(seq, payload)| decode_event(seq, &payload))
+        .transpose()
 }
 
 pub(super) fn events_of(conn: &Connection, id: ComplaintId) -> Result<Vec<Event>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT seq, payload FROM events WHERE complaint_id = ?1")?;
-    let rows = stmt.query_map([id.0.as_bytes().as_slice()], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT seq, payload FROM events WHERE complaint_id = ?1")?;
+    let rows = stmt.query_map([id.0.as_bytes().as_slice()], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?))
+    })?;
     let mut out = Vec::new();
     for row in rows {
         let (seq, payload) = row?;
@@ -619,7 +713,11 @@ fn upsert_complaint(conn: &Connection, state: &ComplaintState, seq: u64) -> Resu
     }
 }
 
-fn record_conflict(conn: &Connection, event: &Event, from: Option<&SiteCode>) -> Result<(), StoreError> {
+fn record_conflict(
+    conn: &Connection,
+    event: &Event,
+    from: Option<&SiteCode>,
+) -> Result<(), StoreError> {
     tracing::warn!(event = %event.id, from = ?from.map(SiteCode::as_str), "event id stored with different content; recorded as conflict");
     conn.prepare_cached("INSERT INTO conflicts (event_id, received_from, payload, recorded_at_ms) VALUES (?1, ?2, ?3, ?4)")?
         .execute(params![event.id.0.as_bytes().as_slice(), from.map(SiteCode::as_str), encode_event(event), now_ms()])?;
@@ -633,13 +731,19 @@ fn set_cursor(conn: &Connection, update: &CursorUpdate) -> Result<(), StoreError
            seq = CASE WHEN kind = 'push_out' THEN excluded.seq ELSE max(seq, excluded.seq) END,
            updated_at_ms = excluded.updated_at_ms",
     )?
-    .execute(params![update.peer.as_str(), update.kind.as_sql(), update.seq.0 as i64, now_ms()])?;
+    .execute(params![
+        update.peer.as_str(),
+        update.kind.as_sql(),
+        update.seq.0 as i64,
+        now_ms()
+    ])?;
     Ok(())
 }
 
 fn mark_replayed(conn: &Connection, ids: &[i64]) -> Result<(), StoreError> {
     let now = now_ms();
-    let mut stmt = conn.prepare_cached("UPDATE quarantine SET replayed_at_ms = ?2 WHERE id = ?1")?;
+    let mut stmt =
+        conn.prepare_cached("UPDATE quarantine SET replayed_at_ms = ?2 WHERE id = ?1")?;
     for id in ids {
         stmt.execute(params![id, now])?;
     }

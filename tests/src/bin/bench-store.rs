@@ -39,7 +39,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|_| {
             let mut p = sample::intake(&mut rng, "11.13", 1024);
             // Identity-free so both runs write the same bytes per row.
-            p.privacy = Some(lapor_shared::proto::v1::Privacy { is_anonymous: true, is_secret: false });
+            p.privacy = Some(lapor_shared::proto::v1::Privacy {
+                is_anonymous: true,
+                is_secret: false,
+            });
             p.reporter = None;
             convert::intake_from_proto(p).map_err(|v| anyhow::anyhow!("sample intake invalid: {v}"))
         })
@@ -48,7 +51,11 @@ async fn main() -> anyhow::Result<()> {
 
     // Store API run.
     let dir = tempfile::tempdir()?;
-    let store = Store::open(StoreConfig { path: dir.path().join("store.db"), site: site.clone(), clock: SystemClock::default() })?;
+    let store = Store::open(StoreConfig {
+        path: dir.path().join("store.db"),
+        site: site.clone(),
+        clock: SystemClock::default(),
+    })?;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for caller in 0..args.callers {
@@ -59,7 +66,11 @@ async fn main() -> anyhow::Result<()> {
             let mut i = caller;
             while i < intakes.len() {
                 store
-                    .submit(NewComplaint { complaint_id: None, intake: intakes[i].clone(), actor: "bench".into() })
+                    .submit(NewComplaint {
+                        complaint_id: None,
+                        intake: intakes[i].clone(),
+                        actor: "bench".into(),
+                    })
                     .await?;
                 i += callers;
             }
@@ -76,7 +87,13 @@ async fn main() -> anyhow::Result<()> {
     // Baseline: the same rows, plain rusqlite, 10,000 per transaction.
     let base_dir = tempfile::tempdir()?;
     let base_path = base_dir.path().join("raw.db");
-    Store::open(StoreConfig { path: base_path.clone(), site: site.clone(), clock: SystemClock::default() })?.close().await?;
+    Store::open(StoreConfig {
+        path: base_path.clone(),
+        site: site.clone(),
+        clock: SystemClock::default(),
+    })?
+    .close()
+    .await?;
     let rows: Vec<(Event, Vec<u8>)> = intakes
         .iter()
         .enumerate()
@@ -88,7 +105,10 @@ async fn main() -> anyhow::Result<()> {
                 hlc: Hlc::from_parts(1_764_000_000_000 + i as u64, 0),
                 actor: "bench".into(),
                 district: site.clone(),
-                body: EventBody::Created { tracking_number: TrackingNumber(format!("1113-BEN-{i:06}")), intake: Box::new(intake.clone()) },
+                body: EventBody::Created {
+                    tracking_number: TrackingNumber(format!("1113-BEN-{i:06}")),
+                    intake: Box::new(intake.clone()),
+                },
             };
             let payload = convert::event_to_proto(&e).encode_to_vec();
             (e, payload)
@@ -98,7 +118,10 @@ async fn main() -> anyhow::Result<()> {
 
     let store_per_s = args.complaints as f64 / store_secs;
     let raw_per_s = args.complaints as f64 / raw_secs;
-    eprintln!("store: {store_secs:.2}s, raw: {raw_secs:.2}s, database {:.1} MiB", db_bytes as f64 / 1048576.0);
+    eprintln!(
+        "store: {store_secs:.2}s, raw: {raw_secs:.2}s, database {:.1} MiB",
+        db_bytes as f64 / 1048576.0
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -140,8 +163,19 @@ fn raw_baseline(path: &std::path::Path, rows: &[(Event, Vec<u8>)]) -> anyhow::Re
                     payload
                 ])?;
                 let seq = tx.last_insert_rowid();
-                let EventBody::Created { tracking_number, .. } = &e.body else { continue };
-                co.execute(rusqlite::params![e.complaint_id.0.as_bytes().as_slice(), tracking_number.0, e.district.as_str(), e.hlc.0 as i64, seq])?;
+                let EventBody::Created {
+                    tracking_number, ..
+                } = &e.body
+                else {
+                    continue;
+                };
+                co.execute(rusqlite::params![
+                    e.complaint_id.0.as_bytes().as_slice(),
+                    tracking_number.0,
+                    e.district.as_str(),
+                    e.hlc.0 as i64,
+                    seq
+                ])?;
             }
         }
         tx.commit()?;
