@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::HubRole;
-use crate::{init, server, status};
+use crate::{children, init, server, status};
 
 /// Where the config is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "lapor-hub.toml";
@@ -35,6 +35,10 @@ pub enum Command {
     Run(RunArgs),
     /// Show the site's store counters (and, on request, its integrity).
     Status(StatusArgs),
+    /// Each child's health: last seen, cursor, lag, clock skew, quarantined.
+    Nodes(NodesArgs),
+    /// Records refused by validation or authorization: list or replay them.
+    Quarantine(QuarantineArgs),
     /// Print the commented example config (or the effective one).
     PrintConfig(PrintConfigArgs),
     /// Load and validate the config, then print a one-line summary.
@@ -55,6 +59,10 @@ pub struct InitArgs {
     /// Address the hub will serve gRPC on.
     #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// The parent hub's gRPC URL (http://host:port); written as
+    /// `[upstream] url`. Leave out for a site that does not forward (yet).
+    #[arg(long)]
+    pub upstream: Option<String>,
     /// Overwrite an existing config file.
     #[arg(long)]
     pub force: bool,
@@ -79,6 +87,36 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuarantineArgs {
+    #[command(subcommand)]
+    pub command: QuarantineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QuarantineCommand {
+    /// List records awaiting an operator.
+    List {
+        /// Print JSON instead of lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-validate records and store those that now pass (after the cause
+    /// was fixed, e.g. an updated region list).
+    Replay {
+        /// Only these quarantine ids (default: all).
+        #[arg(long)]
+        id: Vec<i64>,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct PrintConfigArgs {
     /// Print the loaded config (after defaults and path resolution)
     /// instead of the commented example.
@@ -93,6 +131,8 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::init(&config, args).await,
         Command::Run(args) => server::run_from_cli(&config, args).await,
         Command::Status(args) => status::status(&config, args).await,
+        Command::Nodes(args) => children::nodes(&config, args).await,
+        Command::Quarantine(args) => children::quarantine(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),
         Command::CheckConfig => init::check_config(&config),
     }

@@ -37,8 +37,16 @@ pub async fn init(config_path: &Path, args: InitArgs) -> anyhow::Result<ExitCode
         None => config_dir.join("data"),
     };
     let db_path = data_dir.join(DB_FILE);
-    let text = render_template(args.role, &site, &db_path, args.listen)
+    let mut text = render_template(args.role, &site, &db_path, args.listen)
         .context("fill in the config template")?;
+    if let Some(url) = &args.upstream {
+        // Appended as its own table: TOML tables may come in any order, and
+        // the template's commented example stays as documentation.
+        text.push_str(&format!(
+            "\n[upstream]\nurl = {}\n",
+            toml::Value::String(url.clone())
+        ));
+    }
     // Validate before writing anything: a role/code mismatch must not leave
     // a half-initialised hub behind.
     let config = HubConfig::parse(&text).context("parse the generated config")?;

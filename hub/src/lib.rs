@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`children`]: `nodes` and `quarantine`, about the hub's children.
 //! - [`cli`]: argument parsing and dispatch, nothing else.
 //! - [`config`]: `HubConfig` (TOML), role/code validation, the template.
 //! - [`server`]: the gRPC server and the shutdown order.
@@ -16,6 +17,7 @@
 //! The node crate mirrors this layout file for file; it adds `intake`,
 //! `submit` and `view`, which only a district has.
 
+pub mod children;
 pub mod cli;
 pub mod config;
 pub mod init;
@@ -40,6 +42,8 @@ pub struct Hub {
     site: SiteCode,
     /// The site's store; closed by [`Hub::run`] after the server drained.
     store: Store,
+    /// The parent's gRPC URL, when this site forwards upward.
+    upstream: Option<String>,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second hub on the same database is refused.
     _lock: File,
@@ -61,9 +65,11 @@ impl Hub {
             .await
             .context("join the store-opening task")?
             .with_context(|| format!("open store {}", path.display()))?;
+        let upstream = config.upstream.as_ref().map(|u| u.url.clone());
         Ok(Hub {
             site,
             store,
+            upstream,
             _lock: lock,
         })
     }
@@ -81,9 +87,12 @@ impl Hub {
     /// closes the store.
     pub async fn run(self, listener: TcpListener, token: CancellationToken) -> anyhow::Result<()> {
         let Hub {
-            store, _lock: lock, ..
+            store,
+            upstream,
+            _lock: lock,
+            ..
         } = self;
-        let result = server::serve(store, listener, token).await;
+        let result = server::serve(store, listener, token, upstream).await;
         // Released only now that the store is closed.
         drop(lock);
         result

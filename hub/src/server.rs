@@ -11,6 +11,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use lapor_shared::proto::FILE_DESCRIPTOR_SET;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
+use lapor_shared::proto::v1::replication_server::ReplicationServer;
+use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
+use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::shutdown::{self, DRAIN_GRACE};
 use lapor_shared::store::Store;
@@ -68,6 +71,7 @@ pub(crate) async fn serve(
     store: Store,
     listener: TcpListener,
     token: CancellationToken,
+    upstream: Option<String>,
 ) -> anyhow::Result<()> {
     // Built first: the one step that can fail before anything is running.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -93,16 +97,37 @@ pub(crate) async fn serve(
     let complaints = ComplaintsServer::new(ComplaintsService::new(store.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+    if let Some(url) = upstream {
+        // Never awaited by a request path: intake and reads work with the
+        // link down; the loop only reads the store and records link state.
+        spawn_push_loop(
+            store.clone(),
+            UpstreamConfig::new(url),
+            &tracker,
+            token.clone(),
+        );
+    }
+
     // `Server::tcp_nodelay` applies only when tonic binds the socket itself;
     // with our own listener the accepted sockets need it set here, or every
     // small unary reply waits out Nagle + delayed ACK (~40 ms).
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(TCP_KEEPALIVE));
+    let limits = ServerLimits::default();
+    let replication = ReplicationServer::new(ReplicationService::new(
+        store.clone(),
+        limits.clone(),
+        tracker.clone(),
+        token.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes(&limits))
+    .max_encoding_message_size(max_message_bytes(&limits));
     let server = Server::builder()
         .add_service(health_service)
         .add_service(reflection)
         .add_service(complaints)
+        .add_service(replication)
         .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
     let served = shutdown::drain_server(server, &token, DRAIN_GRACE).await;
     shutdown::wait_tasks(&tracker, DRAIN_GRACE).await;

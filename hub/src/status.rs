@@ -13,6 +13,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use lapor_shared::replication::report::{
+    ChildStatus, UpstreamStatus, children_status, upstream_status,
+};
 use lapor_shared::store::{Store, StoreStats};
 use serde::Serialize;
 
@@ -37,6 +40,13 @@ pub struct HubStatus {
     pub conflicts: u64,
     /// Records refused by validation or authorization, kept for replay.
     pub quarantined: u64,
+    /// The link to the parent hub: queued (un-acked) events, the age of the
+    /// oldest, last successful contact, last error. `null` until the site
+    /// has reached its parent once.
+    pub upstream: Option<UpstreamStatus>,
+    /// Every child that has said Hello: last seen, its cursor here, its lag,
+    /// clock skew, quarantined records (`lapor-hub nodes` prints only this).
+    pub children: Vec<ChildStatus>,
     /// `PRAGMA integrity_check` lines (`["ok"]` when sound); present only
     /// with `--integrity`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +70,8 @@ impl HubStatus {
             complaints: stats.complaints,
             conflicts: stats.conflicts,
             quarantined: stats.quarantined,
+            upstream: None,
+            children: Vec::new(),
             integrity,
         }
     }
@@ -72,20 +84,18 @@ impl HubStatus {
 
 /// `lapor-hub status`.
 pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
-    let config = load(config_path)?;
-    let role = config.site.role.as_str();
-    let store_config = config.store_config()?;
-    let path = store_config.path.clone();
-    anyhow::ensure!(
-        path.exists(),
-        "find database {}: run `lapor-hub init` first",
-        path.display()
-    );
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await
-        .context("join the store-opening task")?
-        .with_context(|| format!("open store {}", path.display()))?;
+    let (store, path) = open_existing(config_path).await?;
+    let role = match store.site().role() {
+        lapor_shared::domain::SiteRole::National => "national",
+        _ => "province",
+    };
     let stats = store.stats().await.context("read store stats");
+    let upstream = upstream_status(&store)
+        .await
+        .context("read the upstream link state");
+    let children = children_status(&store)
+        .await
+        .context("read the children's state");
     let integrity = match (&stats, args.integrity) {
         (Ok(_), true) => Some(
             store
@@ -97,7 +107,9 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
     };
     store.close().await.context("close the store")?;
     let integrity = integrity.transpose()?;
-    let status = HubStatus::new(role, &path, stats?, integrity);
+    let mut status = HubStatus::new(role, &path, stats?, integrity);
+    status.upstream = upstream?;
+    status.children = children?;
 
     if args.json {
         println!(
@@ -124,4 +136,24 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Opens the store of an initialised hub for an operator command (WAL lets
+/// it read beside a running hub). Returns the store and its path.
+pub(crate) async fn open_existing(
+    config_path: &Path,
+) -> anyhow::Result<(Store, std::path::PathBuf)> {
+    let config = load(config_path)?;
+    let store_config = config.store_config()?;
+    let path = store_config.path.clone();
+    anyhow::ensure!(
+        path.exists(),
+        "find database {}: run `lapor-hub init` first",
+        path.display()
+    );
+    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+        .await
+        .context("join the store-opening task")?
+        .with_context(|| format!("open store {}", path.display()))?;
+    Ok((store, path))
 }

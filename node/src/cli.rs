@@ -59,6 +59,10 @@ pub struct InitArgs {
     /// Address the node will serve gRPC on.
     #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
     pub listen: SocketAddr,
+    /// The parent hub's gRPC URL (http://host:port); written as
+    /// `[upstream] url`. Leave out for a site that does not forward (yet).
+    #[arg(long)]
+    pub upstream: Option<String>,
     /// Overwrite an existing config file.
     #[arg(long)]
     pub force: bool,

@@ -37,8 +37,16 @@ pub async fn init(config_path: &Path, args: InitArgs) -> anyhow::Result<ExitCode
         None => config_dir.join("data"),
     };
     let db_path = data_dir.join(DB_FILE);
-    let text =
+    let mut text =
         render_template(&site, &db_path, args.listen).context("fill in the config template")?;
+    if let Some(url) = &args.upstream {
+        // Appended as its own table: TOML tables may come in any order, and
+        // the template's commented example stays as documentation.
+        text.push_str(&format!(
+            "\n[upstream]\nurl = {}\n",
+            toml::Value::String(url.clone())
+        ));
+    }
     // Validate before writing anything: an unknown district must not leave
     // a half-initialised node behind.
     let config = NodeConfig::parse(&text).context("parse the generated config")?;

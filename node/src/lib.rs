@@ -45,6 +45,8 @@ pub struct Node {
     site: SiteCode,
     /// The site's store; closed by [`Node::run`] after the server drained.
     store: Store,
+    /// The parent's gRPC URL, when this site forwards upward.
+    upstream: Option<String>,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second `run`, or `submit --offline` beside a running node, is
     /// refused instead of becoming a second writer.
@@ -68,9 +70,11 @@ impl Node {
             .await
             .context("join the store-opening task")?
             .with_context(|| format!("open store {}", path.display()))?;
+        let upstream = config.upstream.as_ref().map(|u| u.url.clone());
         Ok(Node {
             site,
             store,
+            upstream,
             _lock: lock,
         })
     }
@@ -88,9 +92,12 @@ impl Node {
     /// closes the store.
     pub async fn run(self, listener: TcpListener, token: CancellationToken) -> anyhow::Result<()> {
         let Node {
-            store, _lock: lock, ..
+            store,
+            upstream,
+            _lock: lock,
+            ..
         } = self;
-        let result = server::serve(store, listener, token).await;
+        let result = server::serve(store, listener, token, upstream).await;
         // Released only now that the store is closed.
         drop(lock);
         result

@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use lapor_shared::proto::FILE_DESCRIPTOR_SET;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
 use lapor_shared::proto::v1::intake_server::IntakeServer;
+use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::shutdown::{self, DRAIN_GRACE};
 use lapor_shared::store::Store;
@@ -70,6 +71,7 @@ pub(crate) async fn serve(
     store: Store,
     listener: TcpListener,
     token: CancellationToken,
+    upstream: Option<String>,
 ) -> anyhow::Result<()> {
     // Built first: the one step that can fail before anything is running.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -100,6 +102,17 @@ pub(crate) async fn serve(
         .max_decoding_message_size(MAX_REQUEST_BYTES);
     let complaints = ComplaintsServer::new(ComplaintsService::new(store.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
+
+    if let Some(url) = upstream {
+        // Never awaited by a request path: intake and reads work with the
+        // link down; the loop only reads the store and records link state.
+        spawn_push_loop(
+            store.clone(),
+            UpstreamConfig::new(url),
+            &tracker,
+            token.clone(),
+        );
+    }
 
     // `Server::tcp_nodelay` applies only when tonic binds the socket itself;
     // with our own listener the accepted sockets need it set here, or every

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use lapor_shared::replication::report::{UpstreamStatus, upstream_status};
 use lapor_shared::store::{Store, StoreStats};
 use serde::Serialize;
 
@@ -37,6 +38,10 @@ pub struct NodeStatus {
     pub conflicts: u64,
     /// Records refused by validation or authorization, kept for replay.
     pub quarantined: u64,
+    /// The link to the parent hub: queued (un-acked) events, the age of the
+    /// oldest, last successful contact, last error. `null` until the site
+    /// has reached its parent once.
+    pub upstream: Option<UpstreamStatus>,
     /// `PRAGMA integrity_check` lines (`["ok"]` when sound); present only
     /// with `--integrity`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -55,6 +60,7 @@ impl NodeStatus {
             complaints: stats.complaints,
             conflicts: stats.conflicts,
             quarantined: stats.quarantined,
+            upstream: None,
             integrity,
         }
     }
@@ -80,6 +86,9 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
         .context("join the store-opening task")?
         .with_context(|| format!("open store {}", path.display()))?;
     let stats = store.stats().await.context("read store stats");
+    let upstream = upstream_status(&store)
+        .await
+        .context("read the upstream link state");
     let integrity = match (&stats, args.integrity) {
         (Ok(_), true) => Some(
             store
@@ -91,7 +100,8 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
     };
     store.close().await.context("close the store")?;
     let integrity = integrity.transpose()?;
-    let status = NodeStatus::new(&path, stats?, integrity);
+    let mut status = NodeStatus::new(&path, stats?, integrity);
+    status.upstream = upstream?;
 
     if args.json {
         println!(
@@ -139,6 +149,7 @@ mod tests {
             complaints: 3,
             conflicts: 0,
             quarantined: 0,
+            upstream: None,
             integrity,
         }
     }

@@ -188,6 +188,19 @@ pub fn push_loop(
     (status_rx, fut)
 }
 
+/// Spawns the push loop on `tracker`; it stops when `token` is cancelled
+/// (after draining the acks of batches in flight, bounded).
+pub fn spawn_push_loop(
+    store: Store,
+    config: UpstreamConfig,
+    tracker: &tokio_util::task::TaskTracker,
+    token: CancellationToken,
+) -> watch::Receiver<LinkStatus> {
+    let (status, fut) = push_loop(store, config, token);
+    tracker.spawn(fut);
+    status
+}
+
 /// The error and its sources, as one line for status and logs.
 fn error_chain(err: &SyncError) -> String {
     let chain: Vec<String> =

@@ -5,6 +5,7 @@
 //! - [`client`]: the child's half — the push loop with a byte window,
 //!   reconnect backoff and link status.
 //! - [`codec`]: batch payload framing and compression.
+//! - [`report`]: link and child health for `status` and `nodes`.
 //! - [`scope`]: who may send what to whom (one rule, both halves).
 //!
 //! ```text
@@ -20,6 +21,7 @@
 
 pub mod client;
 pub mod codec;
+pub mod report;
 pub mod scope;
 pub mod server;
 

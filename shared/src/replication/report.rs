@@ -1,0 +1,119 @@
+//! What operators see of replication: a site's link to its parent (queue,
+//! last contact, last error) and, at a hub, each child's health. Read from
+//! the store, so `status` works whether or not the site is running.
+
+use serde::Serialize;
+
+use crate::domain::{SiteCode, SiteRole};
+use crate::store::{CursorKind, PeerInfo, Store, StoreError};
+
+/// The link to the parent, for `status --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UpstreamStatus {
+    /// The parent's site code ("11", "00").
+    pub parent: String,
+    /// Own seq the parent last said it holds durably.
+    pub acked_seq: u64,
+    /// Events written or received here that the parent has not acked.
+    pub queued_events: u64,
+    /// Age of the oldest of them, seconds.
+    pub oldest_queued_age_s: Option<f64>,
+    /// Unix ms of the last successful exchange (Hello or ack).
+    pub last_contact_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub last_error_ms: Option<i64>,
+    /// Parent clock minus ours at the last Hello, ms.
+    pub clock_skew_ms: Option<i64>,
+}
+
+/// One child of a hub, for `lapor-hub nodes --json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ChildStatus {
+    pub site: String,
+    pub last_seen_ms: Option<i64>,
+    /// The child's seq this hub holds durably.
+    pub cursor: u64,
+    /// The child's head seq as it reported at its last Hello.
+    pub reported_head: Option<u64>,
+    /// `reported_head - cursor`: events the child had that are not here yet
+    /// (as of the last Hello; 0 when unknown).
+    pub lag_events: u64,
+    /// Child clock minus ours at its last Hello, ms.
+    pub clock_skew_ms: Option<i64>,
+    /// Records from this child that were refused and await an operator.
+    pub quarantined: u64,
+}
+
+fn tier(role: SiteRole) -> u8 {
+    match role {
+        SiteRole::Node => 0,
+        SiteRole::Province => 1,
+        SiteRole::National => 2,
+    }
+}
+
+fn peer_site(p: &PeerInfo) -> Option<SiteCode> {
+    SiteCode::parse(&p.peer).ok()
+}
+
+/// The link to this site's parent; `None` until the site has spoken with one
+/// (and always for national).
+pub async fn upstream_status(store: &Store) -> Result<Option<UpstreamStatus>, StoreError> {
+    let own = tier(store.site().role());
+    let peers = store.peers().await?;
+    let Some((parent, info)) = peers
+        .iter()
+        .filter_map(|p| peer_site(p).map(|s| (s, p)))
+        .find(|(s, _)| tier(s.role()) == own + 1)
+    else {
+        return Ok(None);
+    };
+    let acked = store.cursor(parent.clone(), CursorKind::PushOut).await?;
+    let acked_at = store
+        .cursors()
+        .await?
+        .into_iter()
+        .find(|(peer, kind, _, _)| peer == parent.as_str() && *kind == CursorKind::PushOut)
+        .map(|(_, _, _, at)| at);
+    let (queued, oldest) = store.backlog(acked, Some(parent.clone())).await?;
+    let now = chrono::Utc::now().timestamp_millis();
+    Ok(Some(UpstreamStatus {
+        parent: parent.to_string(),
+        acked_seq: acked.0,
+        queued_events: queued,
+        oldest_queued_age_s: oldest.map(|t| (now - t).max(0) as f64 / 1000.0),
+        last_contact_ms: info.last_seen_ms.max(acked_at),
+        last_error: info.last_error.clone(),
+        last_error_ms: info.last_error_ms,
+        clock_skew_ms: info.clock_skew_ms,
+    }))
+}
+
+/// Every child that has said Hello to this hub.
+pub async fn children_status(store: &Store) -> Result<Vec<ChildStatus>, StoreError> {
+    let own = tier(store.site().role());
+    let quarantine = store.quarantined(None).await?;
+    let mut out = Vec::new();
+    for info in store.peers().await? {
+        let Some(site) = peer_site(&info) else {
+            continue;
+        };
+        if tier(site.role()) + 1 != own {
+            continue;
+        }
+        let cursor = store.cursor(site.clone(), CursorKind::PushIn).await?;
+        out.push(ChildStatus {
+            site: info.peer.clone(),
+            last_seen_ms: info.last_seen_ms,
+            cursor: cursor.0,
+            reported_head: info.peer_head_seq,
+            lag_events: info.peer_head_seq.map_or(0, |h| h.saturating_sub(cursor.0)),
+            clock_skew_ms: info.clock_skew_ms,
+            quarantined: quarantine
+                .iter()
+                .filter(|q| q.received_from == info.peer)
+                .count() as u64,
+        });
+    }
+    Ok(out)
+}
