@@ -42,6 +42,11 @@ pub struct ChildStatus {
     pub clock_skew_ms: Option<i64>,
     /// Records from this child that were refused and await an operator.
     pub quarantined: u64,
+    /// Events received from this child and stored.
+    pub received_events: u64,
+    /// Events this child sent that were already held here (re-sends after
+    /// a cut or a restart).
+    pub received_duplicates: u64,
 }
 
 fn tier(role: SiteRole) -> u8 {
@@ -113,6 +118,8 @@ pub async fn children_status(store: &Store) -> Result<Vec<ChildStatus>, StoreErr
                 .iter()
                 .filter(|q| q.received_from == info.peer)
                 .count() as u64,
+            received_events: info.received_events,
+            received_duplicates: info.received_duplicates,
         });
     }
     Ok(out)

@@ -293,12 +293,11 @@ enum Work {
     Apply {
         batch_no: u64,
         incoming: Incoming,
+        /// Why each quarantined record was refused, for the ack.
+        rejections: Vec<v1::RecordRejection>,
     },
     /// The batch was already held (a resend after reconnect): ack only.
-    AlreadyHeld {
-        batch_no: u64,
-        through: Seq,
-    },
+    AlreadyHeld { batch_no: u64, through: Seq },
     /// The stream must end with this status, after everything before it.
     Fail(Status),
 }
@@ -385,19 +384,25 @@ impl PushReader {
         }
         let mut events = Vec::with_capacity(decoded.events.len());
         let mut quarantine = Vec::new();
+        let mut rejections = Vec::new();
         for proto in decoded.events {
             let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
             let checked = convert::event_from_proto(proto.clone())
-                .map_err(|v| v.to_string())
+                .map_err(|v| (tonic::Code::InvalidArgument, v.to_string()))
                 .and_then(|e| {
                     scope::check_event(&self.child, &e)
                         .map(|()| e)
-                        .map_err(|s| s.to_string())
+                        .map_err(|s| (tonic::Code::PermissionDenied, s.to_string()))
                 });
             match checked {
                 Ok(event) => events.push(event),
-                Err(reason) => {
+                Err((code, reason)) => {
                     tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
+                    rejections.push(v1::RecordRejection {
+                        event_id: proto.event_id.clone(),
+                        code: code as i32,
+                        reason: reason.clone(),
+                    });
                     quarantine.push(QuarantineRecord {
                         event_id,
                         payload: proto.encode_to_vec(),
@@ -420,6 +425,7 @@ impl PushReader {
                 quarantine,
                 cursor: Some(cursor),
             },
+            rejections,
         }
     }
 }
@@ -441,11 +447,13 @@ async fn apply_batches(
             Work::AlreadyHeld { batch_no, through } => PushAck {
                 batch_no,
                 through_seq: through.0,
-                accepted: 0,
-                duplicates: 0,
-                quarantined: 0,
+                ..Default::default()
             },
-            Work::Apply { batch_no, incoming } => {
+            Work::Apply {
+                batch_no,
+                incoming,
+                rejections,
+            } => {
                 let through = incoming
                     .cursor
                     .as_ref()
@@ -458,6 +466,7 @@ async fn apply_batches(
                         accepted: o.accepted,
                         duplicates: o.duplicates + o.conflicts,
                         quarantined: o.quarantined,
+                        rejections,
                     },
                     Err(e) => {
                         let _ = acks.send(Err(store_status(e))).await;

@@ -260,6 +260,10 @@ pub struct PeerInfo {
     pub last_error_ms: Option<i64>,
     pub clock_skew_ms: Option<i64>,
     pub peer_head_seq: Option<u64>,
+    /// Events received from this peer and stored.
+    pub received_events: u64,
+    /// Events received from this peer that were already held (re-sends).
+    pub received_duplicates: u64,
 }
 
 /// Everything that can go wrong in the store.

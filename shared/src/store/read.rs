@@ -346,7 +346,8 @@ pub(super) fn integrity_check(conn: &Connection) -> Result<Vec<String>, StoreErr
 
 pub(super) fn peers(conn: &Connection) -> Result<Vec<PeerInfo>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT peer, role, last_seen_ms, last_error, last_error_ms, clock_skew_ms, peer_head_seq FROM peers ORDER BY peer",
+        "SELECT peer, role, last_seen_ms, last_error, last_error_ms, clock_skew_ms, peer_head_seq,
+                received_events, received_duplicates FROM peers ORDER BY peer",
     )?;
     let rows = stmt.query_map([], |r| {
         Ok(PeerInfo {
@@ -357,6 +358,8 @@ pub(super) fn peers(conn: &Connection) -> Result<Vec<PeerInfo>, StoreError> {
             last_error_ms: r.get(4)?,
             clock_skew_ms: r.get(5)?,
             peer_head_seq: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+            received_events: r.get::<_, i64>(7)? as u64,
+            received_duplicates: r.get::<_, i64>(8)? as u64,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -608,6 +608,13 @@ impl Ctx<'_> {
         if let Some(cursor) = &inc.cursor {
             set_cursor(conn, cursor)?;
         }
+        if !inc.events.is_empty() {
+            conn.prepare_cached(
+                "UPDATE peers SET received_events = received_events + ?2,
+                                  received_duplicates = received_duplicates + ?3 WHERE peer = ?1",
+            )?
+            .execute(params![inc.from.as_str(), out.accepted, out.duplicates])?;
+        }
         Ok(out)
     }
 

@@ -37,5 +37,8 @@ CREATE TABLE peers (
     -- peer wall clock minus ours, measured at Hello (positive: peer ahead).
     clock_skew_ms  INTEGER,
     -- the peer's own head seq as it reported it at Hello.
-    peer_head_seq  INTEGER
+    peer_head_seq  INTEGER,
+    -- events received from this peer: stored, and already held (re-sent).
+    received_events     INTEGER NOT NULL DEFAULT 0,
+    received_duplicates INTEGER NOT NULL DEFAULT 0
 ) STRICT, WITHOUT ROWID;
