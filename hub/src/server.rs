@@ -11,10 +11,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use lapor_shared::proto::FILE_DESCRIPTOR_SET;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
+use lapor_shared::proto::v1::intake_server::IntakeServer;
 use lapor_shared::proto::v1::replication_server::ReplicationServer;
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::rpc::complaints::ComplaintsService;
+use lapor_shared::rpc::intake::IntakeService;
 use lapor_shared::shutdown::{self, DRAIN_GRACE};
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
@@ -114,6 +116,10 @@ pub(crate) async fn serve(
     let incoming = TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(TCP_KEEPALIVE));
+    // Hubs take lifecycle events (verify, disposition, response, close) from
+    // their operators; Submit is refused here — intake happens at nodes.
+    let intake = IntakeServer::new(IntakeService::new(store.clone()))
+        .max_decoding_message_size(MAX_REQUEST_BYTES);
     let limits = ServerLimits::default();
     let replication = ReplicationServer::new(ReplicationService::new(
         store.clone(),
@@ -127,6 +133,7 @@ pub(crate) async fn serve(
         .add_service(health_service)
         .add_service(reflection)
         .add_service(complaints)
+        .add_service(intake)
         .add_service(replication)
         .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
     let served = shutdown::drain_server(server, &token, DRAIN_GRACE).await;

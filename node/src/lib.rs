@@ -9,7 +9,6 @@
 //! - [`cli`]: argument parsing and dispatch, nothing else.
 //! - [`config`]: `NodeConfig` (TOML), its validation and the shipped template.
 //! - [`server`]: the gRPC server and the shutdown order.
-//! - [`intake`]: the `Intake` service (Submit, AddEvent).
 //! - [`init`]: `init`, `print-config`, `check-config`.
 //! - [`submit`]: the staff-facing `submit` command.
 //! - [`view`]: `list` and `show` output.
@@ -21,7 +20,6 @@
 pub mod cli;
 pub mod config;
 pub mod init;
-pub mod intake;
 pub mod server;
 pub mod status;
 pub mod submit;

@@ -25,7 +25,7 @@ use tonic::transport::server::TcpIncoming;
 use crate::Node;
 use crate::cli::RunArgs;
 use crate::init::load;
-use crate::intake::IntakeService;
+use lapor_shared::rpc::intake::IntakeService;
 
 /// TCP keepalive on accepted connections, so a peer that vanished (a
 /// district link that dropped) is noticed and its connection freed.

@@ -23,7 +23,7 @@ use tonic::transport::Endpoint;
 use crate::Node;
 use crate::config::NodeConfig;
 use crate::init::load;
-use crate::intake::IntakeService;
+use lapor_shared::rpc::intake::IntakeService;
 
 /// How long `submit` waits to reach the node before giving up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);

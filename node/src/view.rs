@@ -13,12 +13,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use lapor_shared::calendar::{IndonesianZone, zone_for_province};
 use lapor_shared::domain::{
     Channel, Classification, ComplaintId, Event, EventBody, TrackingNumber,
 };
 use lapor_shared::hlc::Hlc;
 use lapor_shared::lifecycle::ComplaintState;
-use lapor_shared::store::{ComplaintFilter, ComplaintKey, MAX_PAGE_SIZE, PageRequest, Store};
+use lapor_shared::store::{
+    ComplaintFilter, ComplaintKey, Custody, CustodyTier, MAX_PAGE_SIZE, PageRequest, Store,
+};
 use serde::Serialize;
 
 use crate::cli::{ListArgs, ShowArgs};
@@ -58,8 +61,21 @@ pub struct ComplaintDetail {
     /// Absent for anonymous complaints.
     pub reporter: Option<ReporterView>,
     pub dispositions: Vec<String>,
+    /// When the complaint was first durable at each tier above this node
+    /// (custody receipts); a tier is missing until its receipt arrives.
+    pub custody: Vec<CustodyLine>,
     /// Every event, in fold order.
     pub history: Vec<HistoryLine>,
+}
+
+/// "At province since ..." — one tier of a complaint's custody.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustodyLine {
+    pub tier: CustodyTier,
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// Local time in the district's zone, for the console ("10:02 WIB").
+    pub at_local: String,
 }
 
 /// The reporter as shown to staff: NIK masked.
@@ -165,7 +181,7 @@ pub async fn show(config_path: &Path, args: ShowArgs) -> anyhow::Result<ExitCode
         eprintln!("no complaint {} at this site", args.key);
         return Ok(ExitCode::FAILURE);
     };
-    let detail = detail(&view.state, &view.history);
+    let detail = detail(&view.state, &view.history, &view.custody);
     if args.json {
         println!(
             "{}",
@@ -194,7 +210,7 @@ pub fn summary(s: &ComplaintState) -> ComplaintSummary {
     }
 }
 
-pub fn detail(s: &ComplaintState, history: &[Event]) -> ComplaintDetail {
+pub fn detail(s: &ComplaintState, history: &[Event], custody: &[Custody]) -> ComplaintDetail {
     let intake = &s.intake;
     let location = match intake.location.coordinates {
         Some((lat, lon)) => format!("{} ({lat:.5}, {lon:.5})", intake.location.description),
@@ -221,6 +237,26 @@ pub fn detail(s: &ComplaintState, history: &[Event]) -> ComplaintDetail {
                     "{} -> {} ({})",
                     h.from_institution, h.to_institution, h.note
                 )
+            })
+            .collect(),
+        custody: custody
+            .iter()
+            .map(|c| {
+                let at = chrono::DateTime::from_timestamp_millis(c.at_ms).unwrap_or_default();
+                let zone = s
+                    .district
+                    .province()
+                    .and_then(zone_for_province)
+                    .unwrap_or(IndonesianZone::Wib);
+                CustodyLine {
+                    tier: c.tier,
+                    at: at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    at_local: format!(
+                        "{} {}",
+                        at.with_timezone(&zone.offset()).format("%Y-%m-%d %H:%M"),
+                        zone.abbreviation()
+                    ),
+                }
             })
             .collect(),
         history: history
@@ -363,6 +399,22 @@ fn print_detail(d: &ComplaintDetail) {
     }
     for hop in &d.dispositions {
         println!("  disposition     {hop}");
+    }
+    if d.custody.is_empty() {
+        println!("  custody         not yet confirmed above this node");
+    } else {
+        let tiers: Vec<String> = d
+            .custody
+            .iter()
+            .map(|c| {
+                let name = match c.tier {
+                    CustodyTier::Province => "provinsi",
+                    CustodyTier::National => "nasional",
+                };
+                format!("{name} {}", c.at_local)
+            })
+            .collect();
+        println!("  custody         {}", tiers.join(", "));
     }
     println!(
         "  received        {}   updated {}",

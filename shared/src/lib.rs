@@ -7,6 +7,10 @@
 //! - [`regions`]: the Kemendagri province and kabupaten/kota list.
 //! - [`lifecycle`]: the status transition table and the fold of a complaint's
 //!   events into its state.
+//! - [`calendar`]: working days (weekends, holidays, cuti bersama) in
+//!   Indonesia's three time zones, and the province → zone map.
+//! - [`deadline`]: a complaint's LAPOR service-level deadlines, computed from
+//!   its state; judged against a hub's clock.
 //! - [`proto`]: generated wire types and the validating conversions between
 //!   them and the domain.
 //! - [`replication`]: the parent and child halves of event replication.
@@ -20,6 +24,8 @@
 //! `proto` messages, `proto::convert` validates them into `domain` values
 //! (or answers `INVALID_ARGUMENT`), and only domain values reach the `store`.
 
+pub mod calendar;
+pub mod deadline;
 pub mod domain;
 pub mod hlc;
 pub mod lifecycle;

@@ -28,10 +28,12 @@ use super::PROTOCOL_VERSION;
 use super::codec;
 use crate::domain::{Seq, SiteCode, SiteRole};
 use crate::proto::v1::{
-    self, HelloRequest, PushBatch, PushMessage, PushOpen, push_message,
+    self, HelloRequest, PullRequest, PushBatch, PushMessage, PushOpen, push_message,
     replication_client::ReplicationClient,
 };
-use crate::store::{CursorKind, CursorUpdate, PeerUpdate, RunRequest, Store, StoreError};
+use crate::store::{
+    CursorKind, CursorUpdate, CustodyTier, PeerUpdate, RunRequest, Store, StoreError,
+};
 
 /// How a child talks to its parent.
 #[derive(Debug, Clone)]
@@ -300,13 +302,7 @@ async fn session(
         })
         .await?;
     let mut acked = Seq(hello.push_cursor);
-    store
-        .set_cursor(CursorUpdate {
-            peer: parent.clone(),
-            kind: CursorKind::PushOut,
-            seq: acked,
-        })
-        .await?;
+    on_acked(store, &parent, acked).await?;
     status.send_modify(|s| {
         s.connected = true;
         s.parent = Some(parent.to_string());
@@ -334,6 +330,15 @@ async fn session(
     .await
     .map_err(|_| SyncError::Closed)?;
     let mut acks = client.push(ReceiverStream::new(rx)).await?.into_inner();
+    let pulled = store.cursor(parent.clone(), CursorKind::PullIn).await?;
+    let mut pull = client
+        .pull(PullRequest {
+            session_id: hello.session_id.clone(),
+            after_seq: pulled.0,
+            compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
+        })
+        .await?
+        .into_inner();
 
     let mut next_after = acked;
     let mut in_flight: VecDeque<(u64, Seq, usize)> = VecDeque::new();
@@ -366,6 +371,7 @@ async fn session(
                 compression: compression as i32,
                 payload,
                 event_count: run.events.len() as u32,
+                seqs: run.events.iter().map(|(seq, _)| seq.0).collect(),
             };
             tx.send(PushMessage {
                 kind: Some(push_message::Kind::Batch(batch)),
@@ -392,7 +398,7 @@ async fn session(
                     in_flight_bytes -= size;
                 }
                 acked = Seq(ack.through_seq);
-                store.set_cursor(CursorUpdate { peer: parent.clone(), kind: CursorKind::PushOut, seq: acked }).await?;
+                on_acked(store, &parent, acked).await?;
                 if ack.quarantined > 0 {
                     tracing::warn!(parent = %parent, batch = ack.batch_no, quarantined = ack.quarantined, "parent quarantined records");
                 }
@@ -402,6 +408,14 @@ async fn session(
                     s.last_error = None;
                 });
             }
+            batch = pull.message() => {
+                let batch = batch?.ok_or(SyncError::Closed)?;
+                let quarantined = super::pull::apply_pull_batch(store, &parent, batch).await?;
+                if quarantined > 0 {
+                    tracing::warn!(parent = %parent, quarantined, "quarantined records pulled from the parent");
+                }
+                status.send_modify(|s| s.last_contact_ms = Some(now_ms()));
+            }
             changed = head.changed(), if caught_up => {
                 if changed.is_err() {
                     return Ok(());
@@ -410,6 +424,31 @@ async fn session(
             }
         }
     }
+}
+
+/// What the parent holds durably moved to `acked`: record the cursor, the
+/// custody receipt for our own events, and — at a province hub — turn it
+/// into receipts for the children whose events those were.
+async fn on_acked(store: &Store, parent: &SiteCode, acked: Seq) -> Result<(), SyncError> {
+    store
+        .set_cursor(CursorUpdate {
+            peer: parent.clone(),
+            kind: CursorKind::PushOut,
+            seq: acked,
+        })
+        .await?;
+    if acked == Seq(0) {
+        return Ok(());
+    }
+    let tier = match parent.role() {
+        SiteRole::National => CustodyTier::National,
+        _ => CustodyTier::Province,
+    };
+    store.record_custody(tier, acked, now_ms()).await?;
+    if parent.role() == SiteRole::National {
+        store.advance_receipts(parent.clone(), acked).await?;
+    }
+    Ok(())
 }
 
 /// On shutdown: stop sending and wait (bounded) for the acks of batches in
@@ -427,13 +466,10 @@ async fn drain(
     };
     let wait = async {
         while let Ok(Some(ack)) = acks.message().await {
-            let _ = store
-                .set_cursor(CursorUpdate {
-                    peer: parent.clone(),
-                    kind: CursorKind::PushOut,
-                    seq: Seq(ack.through_seq),
-                })
-                .await;
+            if let Err(e) = on_acked(store, parent, Seq(ack.through_seq)).await {
+                tracing::info!(parent = %parent, error = %e, "could not record an ack while shutting down");
+                break;
+            }
             status.send_modify(|s| s.acked_seq = ack.through_seq);
             if ack.batch_no >= last {
                 break;

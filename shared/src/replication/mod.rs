@@ -21,6 +21,7 @@
 
 pub mod client;
 pub mod codec;
+mod pull;
 pub mod report;
 pub mod scope;
 pub mod server;

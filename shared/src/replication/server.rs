@@ -385,7 +385,10 @@ impl PushReader {
         let mut events = Vec::with_capacity(decoded.events.len());
         let mut quarantine = Vec::new();
         let mut rejections = Vec::new();
-        for proto in decoded.events {
+        // The child's seq of each event, when it sent them (and they line up).
+        let seqs = (batch.seqs.len() == decoded.events.len()).then_some(batch.seqs);
+        let mut source_seqs = Vec::new();
+        for (i, proto) in decoded.events.into_iter().enumerate() {
             let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
             let checked = convert::event_from_proto(proto.clone())
                 .map_err(|v| (tonic::Code::InvalidArgument, v.to_string()))
@@ -395,7 +398,12 @@ impl PushReader {
                         .map_err(|s| (tonic::Code::PermissionDenied, s.to_string()))
                 });
             match checked {
-                Ok(event) => events.push(event),
+                Ok(event) => {
+                    events.push(event);
+                    if let Some(seqs) = &seqs {
+                        source_seqs.push(seqs[i]);
+                    }
+                }
                 Err((code, reason)) => {
                     tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
                     rejections.push(v1::RecordRejection {
@@ -424,6 +432,7 @@ impl PushReader {
                 events,
                 quarantine,
                 cursor: Some(cursor),
+                source_seqs,
             },
             rejections,
         }
@@ -494,7 +503,18 @@ struct PullFeed {
 impl PullFeed {
     async fn run(mut self, tx: mpsc::Sender<Result<PullBatch, Status>>, token: CancellationToken) {
         let mut head = self.store.watch_head();
+        let mut receipts = self.store.watch_receipts();
+        // Sent at the start of every stream, so a child that reconnects (or
+        // a hub that restarted) still delivers receipts it owed.
+        let mut receipt_sent: Option<(Seq, i64)> = None;
         loop {
+            let receipt = match self.store.receipt_for(self.child.clone()).await {
+                Ok(r) => r.filter(|r| Some(*r) != receipt_sent),
+                Err(e) => {
+                    let _ = tx.send(Err(store_status(e))).await;
+                    return;
+                }
+            };
             let req = RunRequest {
                 after: self.after,
                 exclude_from: Some(self.child.clone()),
@@ -509,7 +529,7 @@ impl PullFeed {
                     return;
                 }
             };
-            if run.through > self.after {
+            if run.through > self.after || receipt.is_some() {
                 let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
                 let payload = match codec::compress(self.compression, &raw) {
                     Ok(p) => p,
@@ -526,8 +546,19 @@ impl PullFeed {
                     compression: self.compression as i32,
                     payload,
                     event_count: run.events.len() as u32,
+                    receipts: receipt
+                        .map(|(through, at_ms)| v1::Receipt {
+                            tier: v1::Tier::National as i32,
+                            through_seq: through.0,
+                            at_ms,
+                        })
+                        .into_iter()
+                        .collect(),
                 };
                 self.after = run.through;
+                if receipt.is_some() {
+                    receipt_sent = receipt;
+                }
                 // A failed send means the child went away.
                 if tx.send(Ok(batch)).await.is_err() {
                     return;
@@ -538,6 +569,7 @@ impl PullFeed {
                 _ = token.cancelled() => return,
                 _ = tx.closed() => return,
                 changed = head.changed() => if changed.is_err() { return },
+                changed = receipts.changed() => if changed.is_err() { return },
             }
         }
     }
@@ -573,6 +605,7 @@ pub async fn replay_quarantine(
                         events: vec![event],
                         quarantine: vec![],
                         cursor: None,
+                        source_seqs: vec![],
                     })
                     .await?;
                 store.mark_replayed(vec![entry.id]).await?;

@@ -1,6 +1,7 @@
 //! gRPC services and status mapping shared by the node and the hub.
 //!
 //! - [`complaints`]: the `Complaints` read service over a site's store.
+//! - [`intake`]: the `Intake` service (Submit at nodes, AddEvent everywhere).
 //! - [`status`]: the one mapping from store errors to gRPC statuses.
 //!
 //! Handlers here validate wire messages into domain values (through
@@ -8,4 +9,5 @@
 //! business rules of their own.
 
 pub mod complaints;
+pub mod intake;
 pub mod status;

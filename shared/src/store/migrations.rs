@@ -14,6 +14,7 @@ use super::StoreError;
 pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_event_log.sql"),
     include_str!("schema/0002_replication.sql"),
+    include_str!("schema/0003_custody.sql"),
 ];
 
 /// The schema version this binary writes.

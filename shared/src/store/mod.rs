@@ -26,6 +26,7 @@
 //! ```
 
 mod connection;
+mod custody;
 mod migrations;
 mod read;
 mod writer;
@@ -105,6 +106,9 @@ pub enum ComplaintKey {
 pub struct ComplaintView {
     pub state: ComplaintState,
     pub history: Vec<Event>,
+    /// At the complaint's own node: when it was durable at each tier above
+    /// (from custody receipts); empty elsewhere or before any receipt.
+    pub custody: Vec<Custody>,
 }
 
 /// Which complaints a list or count covers.
@@ -194,6 +198,9 @@ pub struct QuarantineRecord {
 pub struct Incoming {
     pub from: SiteCode,
     pub events: Vec<Event>,
+    /// The sender's own seq of each event, in order (empty when the sender
+    /// is a parent: receipts flow only upward-pushed events).
+    pub source_seqs: Vec<u64>,
     pub quarantine: Vec<QuarantineRecord>,
     pub cursor: Option<CursorUpdate>,
 }
@@ -264,6 +271,30 @@ pub struct PeerInfo {
     pub received_events: u64,
     /// Events received from this peer that were already held (re-sends).
     pub received_duplicates: u64,
+}
+
+/// A tier above a node where its events become durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CustodyTier {
+    Province,
+    National,
+}
+
+impl CustodyTier {
+    pub(crate) fn as_sql(self) -> &'static str {
+        match self {
+            CustodyTier::Province => "province",
+            CustodyTier::National => "national",
+        }
+    }
+}
+
+/// When a complaint was first durable at a tier above its node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Custody {
+    pub tier: CustodyTier,
+    pub at_ms: i64,
 }
 
 /// Everything that can go wrong in the store.
@@ -364,6 +395,7 @@ struct Inner {
     minter: Arc<std::sync::Mutex<writer::Minter>>,
     readers: read::ReadPool,
     head: watch::Receiver<Seq>,
+    receipts: watch::Receiver<u64>,
     /// Joined by `close`; `None` once taken.
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -393,6 +425,7 @@ impl Store {
                 minter: started.minter,
                 readers,
                 head: started.head,
+                receipts: started.receipts,
                 thread: std::sync::Mutex::new(Some(started.thread)),
             }),
         })
@@ -494,6 +527,39 @@ impl Store {
     pub async fn record_peer(&self, update: PeerUpdate) -> Result<(), StoreError> {
         self.call(|reply| writer::Command::RecordPeer(update, reply))
             .await
+    }
+
+    /// Records that this site's events through `through` were durable at
+    /// `tier` by `at_ms` (idempotent).
+    pub async fn record_custody(
+        &self,
+        tier: CustodyTier,
+        through: Seq,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.call(|reply| writer::Command::RecordCustody(tier, through, at_ms, reply))
+            .await
+    }
+
+    /// At a province hub: turns the parent's ack cursor into per-child
+    /// receipts ("your events through N are durable at national"). Returns
+    /// whether any child's receipt moved; receipt watchers are woken then.
+    pub async fn advance_receipts(&self, parent: SiteCode, acked: Seq) -> Result<bool, StoreError> {
+        self.call(|reply| writer::Command::AdvanceReceipts(parent, acked, reply))
+            .await
+    }
+
+    /// The national receipt for `child`, if any: (through child seq, at_ms).
+    pub async fn receipt_for(&self, child: SiteCode) -> Result<Option<(Seq, i64)>, StoreError> {
+        self.inner
+            .readers
+            .run(move |conn| custody::receipt_for(conn, &child))
+            .await
+    }
+
+    /// Signalled whenever receipts for children move.
+    pub fn watch_receipts(&self) -> watch::Receiver<u64> {
+        self.inner.receipts.clone()
     }
 
     /// Every peer this site has spoken with.

@@ -110,7 +110,12 @@ pub(super) fn get(
         return Ok(None);
     };
     history.sort_by_key(|e| (e.hlc, e.id));
-    Ok(Some(ComplaintView { state, history }))
+    let custody = super::custody::of_complaint(conn, id)?;
+    Ok(Some(ComplaintView {
+        state,
+        history,
+        custody,
+    }))
 }
 
 fn complaint_id_from(bytes: &[u8]) -> Result<ComplaintId, StoreError> {

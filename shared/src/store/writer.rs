@@ -13,11 +13,12 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::connection::open_writer;
+use super::custody;
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
 use super::{
-    Appended, ApplyOutcome, CursorUpdate, Incoming, NewEvent, PeerUpdate, Reply, StoreConfig,
-    StoreError, Submitted,
+    Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate, Reply,
+    StoreConfig, StoreError, Submitted,
 };
 use crate::domain::{ComplaintId, Event, EventBody, EventId, Seq, SiteCode, TrackingNumber};
 use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
@@ -33,6 +34,8 @@ pub(super) enum Command {
     SetCursor(CursorUpdate, Reply<()>),
     MarkReplayed(Vec<i64>, Reply<()>),
     RecordPeer(PeerUpdate, Reply<()>),
+    RecordCustody(CustodyTier, Seq, i64, Reply<()>),
+    AdvanceReceipts(SiteCode, Seq, Reply<bool>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -54,6 +57,7 @@ const MAX_GROUP_WEIGHT: usize = 8192;
 
 pub(super) struct Started {
     pub sender: mpsc::Sender<Command>,
+    pub receipts: watch::Receiver<u64>,
     pub minter: Arc<Mutex<Minter>>,
     pub head: watch::Receiver<Seq>,
     pub thread: std::thread::JoinHandle<()>,
@@ -75,6 +79,7 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
     )?;
     let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
     let (head_tx, head_rx) = watch::channel(Seq(head as u64));
+    let (receipts_tx, receipts_rx) = watch::channel(0u64);
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let minter = Arc::new(Mutex::new(Minter {
         clock: HlcClock::new(Box::new(config.clock), Hlc(hlc as u64), DEFAULT_MAX_FORWARD),
@@ -87,6 +92,8 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
         minter: minter.clone(),
         head: head as u64,
         head_tx,
+        receipts_tx,
+        receipts_moved: false,
         persisted: (hlc as u64, tracking_next as u64),
     };
     let thread = std::thread::Builder::new()
@@ -97,6 +104,7 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
         })?;
     Ok(Started {
         sender: tx,
+        receipts: receipts_rx,
         minter,
         head: head_rx,
         thread,
@@ -200,6 +208,9 @@ struct Writer {
     /// Highest seq written (committed or in the open group).
     head: u64,
     head_tx: watch::Sender<Seq>,
+    receipts_tx: watch::Sender<u64>,
+    /// A request of the open group moved a child's receipt.
+    receipts_moved: bool,
     /// (hlc, tracking_next) as last written to `writer_state`.
     persisted: (u64, u64),
 }
@@ -210,6 +221,7 @@ enum Pending {
     AddEvent(Reply<Appended>, Box<Result<Appended, StoreError>>),
     Apply(Reply<ApplyOutcome>, Result<ApplyOutcome, StoreError>),
     Unit(Reply<()>, Result<(), StoreError>),
+    Flag(Reply<bool>, Result<bool, StoreError>),
     Nobody,
 }
 
@@ -225,7 +237,11 @@ impl Pending {
             Command::ApplyRemote(_, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
             Command::SetCursor(_, reply)
             | Command::MarkReplayed(_, reply)
-            | Command::RecordPeer(_, reply) => Pending::Unit(reply, Err(StoreError::Closed)),
+            | Command::RecordPeer(_, reply)
+            | Command::RecordCustody(_, _, _, reply) => {
+                Pending::Unit(reply, Err(StoreError::Closed))
+            }
+            Command::AdvanceReceipts(_, _, reply) => Pending::Flag(reply, Err(StoreError::Closed)),
             Command::Shutdown(tx) => {
                 let _ = tx.send(());
                 Pending::Nobody
@@ -249,6 +265,7 @@ impl Pending {
             Pending::AddEvent(tx, r) => tx.send(pick(*r, commit)).map_err(drop),
             Pending::Apply(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::Unit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+            Pending::Flag(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::Nobody => Ok(()),
         };
     }
@@ -306,12 +323,16 @@ impl Writer {
 
     fn commit_group(&mut self, work: Vec<Command>) {
         let head_before = self.head;
+        self.receipts_moved = false;
         let mut pending = Vec::with_capacity(work.len());
         let outcome = self.run_group(work, &mut pending).map_err(Arc::new);
         match &outcome {
             Ok(()) => {
                 if self.head != head_before {
                     self.head_tx.send_replace(Seq(self.head));
+                }
+                if self.receipts_moved {
+                    self.receipts_tx.send_modify(|v| *v += 1);
                 }
             }
             Err(e) => {
@@ -378,6 +399,18 @@ impl Writer {
                 }
                 Command::RecordPeer(update, reply) => {
                     pending.push(Pending::Unit(reply, record_peer(&tx, &update)))
+                }
+                Command::RecordCustody(tier, through, at_ms, reply) => pending.push(Pending::Unit(
+                    reply,
+                    custody::record(&tx, tier, through, at_ms),
+                )),
+                Command::AdvanceReceipts(parent, acked, reply) => {
+                    let r =
+                        in_savepoint(&tx, |conn| custody::advance_receipts(conn, &parent, acked));
+                    if matches!(r, Ok(true)) {
+                        self.receipts_moved = true;
+                    }
+                    pending.push(Pending::Flag(reply, r));
                 }
                 Command::Shutdown(_) => unreachable_shutdown(),
             }
@@ -463,7 +496,7 @@ impl Ctx<'_> {
             };
         }
         let seq = self
-            .insert_event(conn, &p.event, &p.payload, None)?
+            .insert_event(conn, &p.event, &p.payload, None, None)?
             .ok_or(StoreError::Conflict(p.event.id))?;
         upsert_complaint(conn, &p.state, seq)?;
         Ok(Submitted {
@@ -530,7 +563,7 @@ impl Ctx<'_> {
             reason: err.to_string(),
         })?;
         let seq = self
-            .insert_event(conn, &event, &encode_event(&event), None)?
+            .insert_event(conn, &event, &encode_event(&event), None, None)?
             .ok_or(StoreError::Conflict(event.id))?;
         events.push(event.clone());
         let state = lifecycle::fold(&events)
@@ -565,8 +598,9 @@ impl Ctx<'_> {
         if let Some(latest) = inc.events.iter().map(|e| e.hlc).max() {
             lock(self.minter).clock.observe(latest);
         }
-        for (event, payload) in inc.events.iter().zip(payloads) {
-            match self.insert_event(conn, event, payload, Some(&inc.from))? {
+        for (i, (event, payload)) in inc.events.iter().zip(payloads).enumerate() {
+            let source_seq = inc.source_seqs.get(i).copied();
+            match self.insert_event(conn, event, payload, Some(&inc.from), source_seq)? {
                 Some(seq) => {
                     out.accepted += 1;
                     let created = matches!(event.body, EventBody::Created { .. });
@@ -625,11 +659,12 @@ impl Ctx<'_> {
         event: &Event,
         payload: &[u8],
         from: Option<&SiteCode>,
+        source_seq: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
         let n = conn
             .prepare_cached(
-                "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (event_id) DO NOTHING",
+                "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms, source_seq)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
             )?
             .execute(params![
                 event.id.0.as_bytes().as_slice(),
@@ -641,6 +676,7 @@ impl Ctx<'_> {
                 payload,
                 from.map(SiteCode::as_str),
                 now_ms(),
+                source_seq.map(|s| s as i64),
             ])?;
         if n == 0 {
             return Ok(None);

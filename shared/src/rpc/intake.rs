@@ -1,22 +1,24 @@
-//! The `Intake` gRPC service of a district node: `Submit` records a new
-//! complaint, `AddEvent` appends a lifecycle event written at this site.
+//! The `Intake` gRPC service: `Submit` records a new complaint (district
+//! nodes only — a hub answers `FAILED_PRECONDITION`), `AddEvent` appends a
+//! lifecycle event written at this site (any tier, within its scope and the
+//! transition table).
 //!
 //! Each request is validated once, here, through `proto::convert`; every
 //! problem is collected and returned together as `INVALID_ARGUMENT` with
 //! `google.rpc.BadRequest` field details, and nothing is written. Valid
 //! requests go to the store, whose refusals map to statuses in one place
-//! (`lapor_shared::rpc::status`): an unknown complaint is `NOT_FOUND`, an
+//! (`crate::rpc::status`): an unknown complaint is `NOT_FOUND`, an
 //! illegal transition `FAILED_PRECONDITION`, an id reused with other content
 //! `ALREADY_EXISTS`.
 
-use lapor_shared::domain::{ComplaintId, EventBody, EventId};
-use lapor_shared::proto::convert::{
+use crate::domain::{ComplaintId, EventBody, EventId};
+use crate::proto::convert::{
     Violations, complaint_to_proto, event_body_from_proto, intake_from_submission,
 };
-use lapor_shared::proto::limits::{self, MAX_ACTOR_CHARS};
-use lapor_shared::proto::v1;
-use lapor_shared::proto::v1::intake_server::Intake;
-use lapor_shared::store::{NewComplaint, NewEvent, Store};
+use crate::proto::limits::{self, MAX_ACTOR_CHARS};
+use crate::proto::v1;
+use crate::proto::v1::intake_server::Intake;
+use crate::store::{NewComplaint, NewEvent, Store};
 use tonic::{Request, Response, Status};
 
 /// The service; cheap to clone (it holds a [`Store`] handle).

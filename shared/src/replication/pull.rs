@@ -1,0 +1,95 @@
+//! The child's side of Pull: events from the parent that concern this site
+//! (complaints of its district, or its province), stored with the parent-side
+//! cursor in one transaction.
+//!
+//! A record that fails validation, or that lies outside this site's scope
+//! (a parent bug or a forged stream), is quarantined like a pushed one; it
+//! never blocks the records behind it.
+
+use prost::Message as _;
+
+use super::client::SyncError;
+use super::codec;
+use crate::domain::SiteCode;
+use crate::proto::{convert, v1};
+use crate::store::{CursorKind, CursorUpdate, CustodyTier, Incoming, QuarantineRecord, Store};
+
+/// Validates and stores one pulled batch; returns how many records were
+/// quarantined.
+pub(super) async fn apply_pull_batch(
+    store: &Store,
+    parent: &SiteCode,
+    batch: v1::PullBatch,
+) -> Result<u32, SyncError> {
+    let receipts_only = batch.event_count == 0 && batch.through_seq == batch.after_seq;
+    if receipts_only {
+        for receipt in &batch.receipts {
+            if receipt.tier == v1::Tier::National as i32 {
+                store
+                    .record_custody(
+                        CustodyTier::National,
+                        crate::domain::Seq(receipt.through_seq),
+                        receipt.at_ms,
+                    )
+                    .await?;
+            }
+        }
+        return Ok(0);
+    }
+    let decoded = codec::decode_batch(batch.compression, &batch.payload)?;
+    let site = store.site().clone();
+    let mut events = Vec::with_capacity(decoded.events.len());
+    let mut quarantine = Vec::new();
+    for proto in decoded.events {
+        let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
+        let checked = convert::event_from_proto(proto.clone())
+            .map_err(|v| v.to_string())
+            .and_then(|e| {
+                if site.covers(&e.district) {
+                    Ok(e)
+                } else {
+                    Err(format!(
+                        "event of district {} is outside this site ({site})",
+                        e.district
+                    ))
+                }
+            });
+        match checked {
+            Ok(event) => events.push(event),
+            Err(reason) => {
+                tracing::warn!(parent = %parent, ?event_id, %reason, "quarantined a pulled record");
+                quarantine.push(QuarantineRecord {
+                    event_id,
+                    payload: proto.encode_to_vec(),
+                    reason,
+                });
+            }
+        }
+    }
+    let cursor = CursorUpdate {
+        peer: parent.clone(),
+        kind: CursorKind::PullIn,
+        seq: crate::domain::Seq(batch.through_seq),
+    };
+    let outcome = store
+        .apply_remote(Incoming {
+            from: parent.clone(),
+            events,
+            quarantine,
+            cursor: Some(cursor),
+            source_seqs: vec![],
+        })
+        .await?;
+    for receipt in batch.receipts {
+        if receipt.tier == v1::Tier::National as i32 {
+            store
+                .record_custody(
+                    CustodyTier::National,
+                    crate::domain::Seq(receipt.through_seq),
+                    receipt.at_ms,
+                )
+                .await?;
+        }
+    }
+    Ok(outcome.quarantined)
+}

@@ -1,0 +1,282 @@
+//! Replication benchmark: drain 100,000 ~1 KiB complaints from a district
+//! node to its province hub (one hop) and on to national (two hops, both
+//! durable), with wire bytes per complaint measured by a counting loopback
+//! proxy; in the same run, the naive way — one unary call per complaint,
+//! one transaction each, synchronous=FULL — as the baseline.
+//!
+//! `cargo run --release -p lapor-tests --bin bench-replication [-- --complaints N]`
+//! The last line of output is one JSON object.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use prost::Message as _;
+use rand::SeedableRng as _;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::wrappers::TcpListenerStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use lapor_shared::domain::SiteCode;
+use lapor_shared::hlc::SystemClock;
+use lapor_shared::proto::v1::{self, intake_client::IntakeClient};
+use lapor_shared::proto::{convert, v1::replication_server::ReplicationServer};
+use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
+use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
+use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
+use lapor_shared::domain::Seq;
+use lapor_tests::sample;
+
+#[derive(Parser)]
+struct Args {
+    /// Complaints pre-loaded at the node.
+    #[arg(long, default_value_t = 100_000)]
+    complaints: usize,
+    /// Complaints sent the naive way (its rate is what is compared).
+    #[arg(long, default_value_t = 2_000)]
+    naive: usize,
+}
+
+fn open(dir: &std::path::Path, name: &str, site: &str) -> anyhow::Result<Store> {
+    Ok(Store::open(StoreConfig { path: dir.join(name), site: SiteCode::parse(site)?, clock: SystemClock::default() })?)
+}
+
+/// Serves Replication over `store` on a fresh loopback port.
+async fn serve_hub(store: Store, tracker: &TaskTracker, token: &CancellationToken) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let limits = ServerLimits::default();
+    let svc = ReplicationServer::new(ReplicationService::new(store, limits.clone(), tracker.clone(), token.clone()))
+        .max_decoding_message_size(max_message_bytes(&limits))
+        .max_encoding_message_size(max_message_bytes(&limits));
+    let token = token.clone();
+    tracker.spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(svc)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .await;
+    });
+    Ok(addr)
+}
+
+/// A loopback TCP proxy that counts the bytes it carries (both directions).
+async fn counting_proxy(target: SocketAddr, bytes: Arc<AtomicU64>, tracker: &TaskTracker, token: &CancellationToken) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let token = token.clone();
+    let inner = tracker.clone();
+    tracker.spawn(async move {
+        loop {
+            let (mut client, _) = tokio::select! {
+                _ = token.cancelled() => return,
+                a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
+            };
+            let bytes = bytes.clone();
+            let token = token.clone();
+            inner.spawn(async move {
+                let Ok(mut server) = TcpStream::connect(target).await else { return };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    r = tokio::io::copy_bidirectional(&mut client, &mut server) => {
+                        if let Ok((a, b)) = r {
+                            bytes.fetch_add(a + b, Ordering::Relaxed);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Waits until `store` holds `n` events pushed by `child`, polling its cursor.
+async fn wait_for(store: &Store, child: &str, target: Seq) -> anyhow::Result<()> {
+    let child = SiteCode::parse(child)?;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while store.cursor(child.clone(), CursorKind::PushIn).await? < target {
+        anyhow::ensure!(Instant::now() < deadline, "replication did not finish within 10 minutes");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// The same events as JSON documents (what a REST/CouchDB-style sync sends).
+fn json_bytes(events: &[(Seq, Vec<u8>)]) -> anyhow::Result<usize> {
+    let mut total = 0;
+    for (_, payload) in events {
+        let e = convert::event_from_proto(v1::Event::decode(payload.as_slice())?).map_err(|v| anyhow::anyhow!("{v}"))?;
+        let lapor_shared::domain::EventBody::Created { tracking_number, intake } = &e.body else { continue };
+        let doc = serde_json::json!({
+            "event_id": e.id.to_string(), "complaint_id": e.complaint_id.to_string(),
+            "origin_site": e.origin.as_str(), "hlc": e.hlc.0, "actor": e.actor, "district_code": e.district.as_str(),
+            "created": {
+                "tracking_number": tracking_number.0,
+                "intake": {
+                    "classification": format!("{:?}", intake.classification), "channel": format!("{:?}", intake.channel),
+                    "category": intake.category, "title": intake.title, "body": intake.body,
+                    "location": { "region_code": intake.location.region.as_str(), "description": intake.location.description },
+                    "incident_date": intake.incident_date.map(|d| d.to_string()),
+                    "privacy": { "is_anonymous": intake.privacy.anonymous, "is_secret": intake.privacy.secret },
+                }
+            }
+        });
+        total += serde_json::to_vec(&doc)?.len();
+    }
+    Ok(total)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let token = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    eprintln!("pre-loading {} complaints at node 11.13", args.complaints);
+    let node = open(dir.path(), "node.db", "11.13")?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+    let intakes: Vec<_> = (0..args.complaints)
+        .map(|_| {
+            let mut p = sample::intake(&mut rng, "11.13", 1024);
+            p.reporter = None;
+            p.privacy = Some(v1::Privacy { is_anonymous: true, is_secret: false });
+            convert::intake_from_proto(p).map_err(|v| anyhow::anyhow!("{v}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut tasks = Vec::new();
+    for chunk in intakes.chunks(args.complaints.div_ceil(256).max(1)) {
+        let node = node.clone();
+        let chunk = chunk.to_vec();
+        tasks.push(tokio::spawn(async move {
+            for intake in chunk {
+                node.submit(NewComplaint { complaint_id: None, intake, actor: "bench".into() }).await?;
+            }
+            Ok::<_, lapor_shared::store::StoreError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let head = *node.watch_head().borrow();
+    let all = node
+        .event_run(RunRequest { after: Seq(0), exclude_from: None, region: None, max_events: usize::MAX, max_bytes: usize::MAX })
+        .await?;
+    let proto_bytes: usize = all.events.iter().map(|(_, p)| p.len()).sum();
+    let json_total = json_bytes(&all.events)?;
+    drop(all);
+
+    // One hop: node -> province (not forwarding), through the counting proxy.
+    let province = open(dir.path(), "province.db", "11")?;
+    let province_addr = serve_hub(province.clone(), &tracker, &token).await?;
+    let wire = Arc::new(AtomicU64::new(0));
+    let proxy = counting_proxy(province_addr, wire.clone(), &tracker, &token).await?;
+    let push_token = token.child_token();
+    let started = Instant::now();
+    spawn_push_loop(node.clone(), UpstreamConfig::new(format!("http://{proxy}")), &tracker, push_token.clone());
+    wait_for(&province, "11.13", head).await?;
+    let one_hop_s = started.elapsed().as_secs_f64();
+    push_token.cancel();
+
+    // Two hops: node -> province B -> national, both durable, concurrently.
+    let national = open(dir.path(), "national.db", "00")?;
+    let national_addr = serve_hub(national.clone(), &tracker, &token).await?;
+    let province_b = open(dir.path(), "province-b.db", "11")?;
+    let province_b_addr = serve_hub(province_b.clone(), &tracker, &token).await?;
+    let started = Instant::now();
+    spawn_push_loop(province_b.clone(), UpstreamConfig::new(format!("http://{national_addr}")), &tracker, token.clone());
+    spawn_push_loop(node.clone(), UpstreamConfig::new(format!("http://{province_b_addr}")), &tracker, token.clone());
+    wait_for(&province_b, "11.13", head).await?;
+    let province_b_head = *province_b.watch_head().borrow();
+    wait_for(&national, "11", province_b_head).await?;
+    let two_hop_s = started.elapsed().as_secs_f64();
+
+    // Naive baseline: one unary Submit per complaint, sequential, so each is
+    // its own transaction with its own fsync.
+    let naive_store = open(dir.path(), "naive.db", "11.13")?;
+    let naive_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let naive_addr = naive_listener.local_addr()?;
+    let naive_svc = lapor_shared::proto::v1::intake_server::IntakeServer::new(NaiveIntake(naive_store.clone()));
+    {
+        let token = token.clone();
+        tracker.spawn(async move {
+            let _ = tonic::transport::Server::builder()
+                .add_service(naive_svc)
+                .serve_with_incoming_shutdown(TcpListenerStream::new(naive_listener), token.cancelled_owned())
+                .await;
+        });
+    }
+    let mut client = IntakeClient::connect(format!("http://{naive_addr}")).await.context("connect naive")?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
+    let started = Instant::now();
+    for _ in 0..args.naive {
+        let mut intake = sample::intake(&mut rng, "11.13", 1024);
+        intake.reporter = None;
+        intake.privacy = Some(v1::Privacy { is_anonymous: true, is_secret: false });
+        client.submit(v1::SubmitRequest { complaint_id: String::new(), intake: Some(intake), actor: "bench".into() }).await?;
+    }
+    let naive_s = started.elapsed().as_secs_f64();
+
+    token.cancel();
+    tracker.close();
+    tracker.wait().await;
+    for s in [node, province, province_b, national, naive_store] {
+        s.close().await?;
+    }
+
+    let n = args.complaints as f64;
+    let one_hop = n / one_hop_s;
+    let two_hop = n / two_hop_s;
+    let naive = args.naive as f64 / naive_s;
+    let wire_per = wire.load(Ordering::Relaxed) as f64 / n;
+    eprintln!(
+        "one hop {one_hop_s:.2}s, two hops {two_hop_s:.2}s, naive {naive_s:.2}s for {}; protobuf {:.0} B/complaint; {:.1}x naive",
+        args.naive,
+        proto_bytes as f64 / n,
+        one_hop / naive
+    );
+    println!(
+        "{}",
+        serde_json::json!({
+            "bench": "replication",
+            "complaints": args.complaints,
+            "one_hop_per_s": one_hop.round(),
+            "two_hop_per_s": two_hop.round(),
+            "naive_per_s": naive.round(),
+            "wire_bytes_per_complaint": wire_per.round(),
+            "json_bytes_per_complaint": (json_total as f64 / n).round(),
+        })
+    );
+    Ok(())
+}
+
+/// The naive ingest: each call writes its complaint in its own transaction.
+struct NaiveIntake(Store);
+
+#[tonic::async_trait]
+impl v1::intake_server::Intake for NaiveIntake {
+    async fn submit(&self, req: tonic::Request<v1::SubmitRequest>) -> Result<tonic::Response<v1::SubmitResponse>, tonic::Status> {
+        let req = req.into_inner();
+        let intake = convert::intake_from_proto(req.intake.unwrap_or_default()).map_err(tonic::Status::from)?;
+        let s = self
+            .0
+            .submit(NewComplaint { complaint_id: None, intake, actor: req.actor })
+            .await
+            .map_err(|e| tonic::Status::internal(e.to_string()))?;
+        Ok(tonic::Response::new(v1::SubmitResponse {
+            complaint_id: s.complaint_id.to_string(),
+            tracking_number: s.tracking_number.0,
+            event_id: s.event_id.to_string(),
+            duplicate: s.duplicate,
+        }))
+    }
+
+    async fn add_event(&self, _: tonic::Request<v1::AddEventRequest>) -> Result<tonic::Response<v1::AddEventResponse>, tonic::Status> {
+        Err(tonic::Status::unimplemented("not part of the benchmark"))
+    }
+}
