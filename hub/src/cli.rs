@@ -35,6 +35,8 @@ pub enum Command {
     Run(RunArgs),
     /// Show the site's store counters (and, on request, its integrity).
     Status(StatusArgs),
+    /// Complaints past their LAPOR deadline (judged on the hub's clock).
+    Overdue(OverdueArgs),
     /// Each child's health: last seen, cursor, lag, clock skew, quarantined.
     Nodes(NodesArgs),
     /// Records refused by validation or authorization: list or replay them.
@@ -117,6 +119,16 @@ pub enum QuarantineCommand {
 }
 
 #[derive(Debug, Args)]
+pub struct OverdueArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many, most overdue first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct PrintConfigArgs {
     /// Print the loaded config (after defaults and path resolution)
     /// instead of the commented example.
@@ -131,6 +143,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init(args) => init::init(&config, args).await,
         Command::Run(args) => server::run_from_cli(&config, args).await,
         Command::Status(args) => status::status(&config, args).await,
+        Command::Overdue(args) => status::overdue(&config, args).await,
         Command::Nodes(args) => children::nodes(&config, args).await,
         Command::Quarantine(args) => children::quarantine(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),

@@ -29,6 +29,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use lapor_shared::domain::SiteCode;
+use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -44,6 +45,8 @@ pub struct Hub {
     store: Store,
     /// The parent's gRPC URL, when this site forwards upward.
     upstream: Option<String>,
+    /// Holidays and SLA days for the deadlines this site serves.
+    deadlines: DeadlinePolicy,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second hub on the same database is refused.
     _lock: File,
@@ -66,10 +69,12 @@ impl Hub {
             .context("join the store-opening task")?
             .with_context(|| format!("open store {}", path.display()))?;
         let upstream = config.upstream.as_ref().map(|u| u.url.clone());
+        let deadlines = config.deadlines.clone();
         Ok(Hub {
             site,
             store,
             upstream,
+            deadlines,
             _lock: lock,
         })
     }
@@ -89,10 +94,11 @@ impl Hub {
         let Hub {
             store,
             upstream,
+            deadlines,
             _lock: lock,
             ..
         } = self;
-        let result = server::serve(store, listener, token, upstream).await;
+        let result = server::serve(store, listener, token, upstream, deadlines).await;
         // Released only now that the store is closed.
         drop(lock);
         result

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::proto::FILE_DESCRIPTOR_SET;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
 use lapor_shared::proto::v1::intake_server::IntakeServer;
@@ -74,6 +75,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     token: CancellationToken,
     upstream: Option<String>,
+    deadlines: DeadlinePolicy,
 ) -> anyhow::Result<()> {
     // Built first: the one step that can fail before anything is running.
     let reflection = tonic_reflection::server::Builder::configure()
@@ -96,8 +98,9 @@ pub(crate) async fn serve(
                 .await;
         }
     });
-    let complaints = ComplaintsServer::new(ComplaintsService::new(store.clone()))
-        .max_decoding_message_size(MAX_REQUEST_BYTES);
+    let complaints =
+        ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     if let Some(url) = upstream {
         // Never awaited by a request path: intake and reads work with the

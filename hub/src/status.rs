@@ -157,3 +157,18 @@ pub(crate) async fn open_existing(
         .with_context(|| format!("open store {}", path.display()))?;
     Ok((store, path))
 }
+
+/// `lapor-hub overdue`: complaints past their LAPOR deadline on this hub's
+/// clock, most overdue first.
+pub async fn overdue(
+    config_path: &Path,
+    args: crate::cli::OverdueArgs,
+) -> anyhow::Result<ExitCode> {
+    let config = load(config_path)?;
+    let (store, _) = open_existing(config_path).await?;
+    let rows = lapor_shared::overdue::overdue_rows(&store, &config.deadlines, args.limit).await;
+    store.close().await.context("close the store")?;
+    let (now, rows) = rows.context("list overdue complaints")?;
+    lapor_shared::overdue::print_rows(now, &rows, args.json).context("print overdue complaints")?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -42,6 +42,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Show the site's store counters (and, on request, its integrity).
     Status(StatusArgs),
+    /// Complaints past their LAPOR deadline (judged on the hub's clock).
+    Overdue(OverdueArgs),
     /// Print the commented example config (or the effective one).
     PrintConfig(PrintConfigArgs),
     /// Load and validate the config, then print a one-line summary.
@@ -112,6 +114,16 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct OverdueArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// At most this many, most overdue first.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+#[derive(Debug, Args)]
 pub struct PrintConfigArgs {
     /// Print the loaded config (after defaults and path resolution)
     /// instead of the commented example.
@@ -154,6 +166,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::List(args) => view::list(&config, args).await,
         Command::Show(args) => view::show(&config, args).await,
         Command::Status(args) => status::status(&config, args).await,
+        Command::Overdue(args) => view::overdue(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),
         Command::CheckConfig => init::check_config(&config),
     }

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
 use lapor_shared::hlc::SystemClock;
+use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::regions;
 use lapor_shared::store::StoreConfig;
 use lapor_shared::telemetry::LogConfig;
@@ -36,6 +37,9 @@ pub struct NodeConfig {
     pub upstream: Option<UpstreamSection>,
     #[serde(default)]
     pub log: LogConfig,
+    /// Holidays and SLA days for LAPOR deadlines; every tier must agree.
+    #[serde(default)]
+    pub deadlines: DeadlinePolicy,
     #[serde(default)]
     pub testing: TestingSection,
 }

@@ -30,6 +30,7 @@ use std::path::Path;
 
 use anyhow::{Context as _, bail};
 use lapor_shared::domain::SiteCode;
+use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -45,6 +46,8 @@ pub struct Node {
     store: Store,
     /// The parent's gRPC URL, when this site forwards upward.
     upstream: Option<String>,
+    /// Holidays and SLA days for the deadlines this site serves.
+    deadlines: DeadlinePolicy,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second `run`, or `submit --offline` beside a running node, is
     /// refused instead of becoming a second writer.
@@ -69,10 +72,12 @@ impl Node {
             .context("join the store-opening task")?
             .with_context(|| format!("open store {}", path.display()))?;
         let upstream = config.upstream.as_ref().map(|u| u.url.clone());
+        let deadlines = config.deadlines.clone();
         Ok(Node {
             site,
             store,
             upstream,
+            deadlines,
             _lock: lock,
         })
     }
@@ -92,10 +97,11 @@ impl Node {
         let Node {
             store,
             upstream,
+            deadlines,
             _lock: lock,
             ..
         } = self;
-        let result = server::serve(store, listener, token, upstream).await;
+        let result = server::serve(store, listener, token, upstream, deadlines).await;
         // Released only now that the store is closed.
         drop(lock);
         result

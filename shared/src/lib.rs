@@ -11,6 +11,7 @@
 //!   Indonesia's three time zones, and the province → zone map.
 //! - [`deadline`]: a complaint's LAPOR service-level deadlines, computed from
 //!   its state; judged against a hub's clock.
+//! - [`overdue`]: which complaints are overdue, judged on a hub's clock.
 //! - [`proto`]: generated wire types and the validating conversions between
 //!   them and the domain.
 //! - [`replication`]: the parent and child halves of event replication.
@@ -29,6 +30,7 @@ pub mod deadline;
 pub mod domain;
 pub mod hlc;
 pub mod lifecycle;
+pub mod overdue;
 pub mod proto;
 pub mod regions;
 pub mod replication;

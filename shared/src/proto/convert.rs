@@ -523,6 +523,23 @@ pub fn complaint_to_proto(state: &ComplaintState) -> v1::Complaint {
         event_count: state.event_count,
         rejected_event_count: u32::try_from(state.skipped.len()).unwrap_or(u32::MAX),
         digest: state.digest(),
+        // Filled by callers that know the deadline policy (`rpc::complaints`).
+        deadlines: Vec::new(),
+    }
+}
+
+/// A running deadline on the wire.
+pub fn deadline_to_proto(d: &crate::deadline::Deadline) -> v1::Deadline {
+    use crate::deadline::DeadlineKind;
+    let kind = match d.kind {
+        DeadlineKind::Verification => v1::DeadlineKind::Verification,
+        DeadlineKind::FollowUp => v1::DeadlineKind::FollowUp,
+        DeadlineKind::AutoClose => v1::DeadlineKind::AutoClose,
+    };
+    v1::Deadline {
+        kind: kind as i32,
+        since_ms: d.since.timestamp_millis(),
+        due_ms: d.due.timestamp_millis(),
     }
 }
 

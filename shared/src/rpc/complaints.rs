@@ -6,11 +6,15 @@
 //! filter is answered with `INVALID_ARGUMENT` and field-level
 //! `google.rpc.BadRequest` details before the store is touched.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::domain::{ComplaintId, SiteCode, SiteRole, TrackingNumber};
 use crate::hlc::Hlc;
-use crate::proto::convert::{Violations, complaint_to_proto, status_from_proto};
+use crate::lifecycle::ComplaintState;
+use crate::overdue::{self, DeadlinePolicy};
+use crate::proto::convert::{Violations, complaint_to_proto, deadline_to_proto, status_from_proto};
 use crate::proto::limits;
 use crate::proto::v1;
 use crate::proto::v1::complaints_server::{Complaints, ComplaintsServer};
@@ -27,11 +31,34 @@ const MAX_TOKEN_LEN: usize = 512;
 #[derive(Debug, Clone)]
 pub struct ComplaintsService {
     store: Store,
+    /// Holidays and SLA days: the same at every tier, so deadlines agree.
+    policy: Arc<DeadlinePolicy>,
 }
 
 impl ComplaintsService {
+    /// With the built-in 2026 holidays and LAPOR's 3/5/10 working days.
     pub fn new(store: Store) -> Self {
-        ComplaintsService { store }
+        Self::with_policy(store, DeadlinePolicy::default())
+    }
+
+    pub fn with_policy(store: Store, policy: DeadlinePolicy) -> Self {
+        ComplaintsService {
+            store,
+            policy: Arc::new(policy),
+        }
+    }
+
+    /// The wire view with the running deadlines filled in.
+    fn to_proto(&self, state: &ComplaintState) -> v1::Complaint {
+        let mut c = complaint_to_proto(state);
+        c.deadlines = self
+            .policy
+            .deadlines(state)
+            .all
+            .iter()
+            .map(deadline_to_proto)
+            .collect();
+        c
     }
 
     /// Wraps the service for `tonic::transport::Server::add_service`.
@@ -59,7 +86,7 @@ impl Complaints for ComplaintsService {
                 }
             })?;
         Ok(Response::new(v1::GetComplaintResponse {
-            complaint: Some(complaint_to_proto(&view.state)),
+            complaint: Some(self.to_proto(&view.state)),
         }))
     }
 
@@ -81,7 +108,7 @@ impl Complaints for ComplaintsService {
         };
         let page = self.store.list(filter, page).await?;
         Ok(Response::new(v1::ListComplaintsResponse {
-            complaints: page.items.iter().map(complaint_to_proto).collect(),
+            complaints: page.items.iter().map(|s| self.to_proto(s)).collect(),
             next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
@@ -100,6 +127,29 @@ impl Complaints for ComplaintsService {
         violations.into_result()?;
         let count = self.store.count(filter).await?;
         Ok(Response::new(v1::CountComplaintsResponse { count }))
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn overdue(
+        &self,
+        request: Request<v1::OverdueRequest>,
+    ) -> Result<Response<v1::OverdueResponse>, Status> {
+        let req = request.into_inner();
+        let mut violations = Violations::new();
+        let filter = filter_from_proto(req.filter.unwrap_or_default(), "filter", &mut violations);
+        violations.into_result()?;
+        let limit = page_size(req.limit) as usize;
+        let (now, found) = overdue::overdue(&self.store, &self.policy, filter, limit).await?;
+        Ok(Response::new(v1::OverdueResponse {
+            complaints: found
+                .iter()
+                .map(|(state, deadline)| v1::OverdueComplaint {
+                    complaint: Some(self.to_proto(state)),
+                    deadline: Some(deadline_to_proto(deadline)),
+                })
+                .collect(),
+            judged_at_ms: now.timestamp_millis(),
+        }))
     }
 }
 

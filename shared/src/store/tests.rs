@@ -185,7 +185,7 @@ async fn the_same_event_twice_is_a_duplicate_and_other_content_is_recorded_as_a_
         events,
         quarantine: vec![],
         cursor: None,
-    source_seqs: vec![],
+        source_seqs: vec![],
     };
     let first = store.apply_remote(inc(vec![e.clone()])).await.unwrap();
     assert_eq!(first.accepted, 1);
@@ -221,7 +221,7 @@ async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
             events: vec![e],
             quarantine: vec![],
             cursor: Some(cursor),
-        source_seqs: vec![],
+            source_seqs: vec![],
         })
         .await
         .unwrap();
@@ -258,7 +258,7 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
             events: vec![e1],
             quarantine: vec![],
             cursor: None,
-        source_seqs: vec![],
+            source_seqs: vec![],
         })
         .await
         .unwrap();
@@ -268,7 +268,7 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
             events: vec![e2],
             quarantine: vec![],
             cursor: None,
-        source_seqs: vec![],
+            source_seqs: vec![],
         })
         .await
         .unwrap();
@@ -440,28 +440,67 @@ async fn national_acks_become_receipts_in_each_childs_own_numbering() {
     let banda = site("11.71");
     let mut banda_event = remote_event("11.71", ComplaintId::new_v7(), 3 << 20);
     banda_event.district = banda.clone();
-    let gayo_events = vec![remote_event("11.13", ComplaintId::new_v7(), 1 << 20), remote_event("11.13", ComplaintId::new_v7(), 2 << 20)];
+    let gayo_events = vec![
+        remote_event("11.13", ComplaintId::new_v7(), 1 << 20),
+        remote_event("11.13", ComplaintId::new_v7(), 2 << 20),
+    ];
     // Gayo Lues sends its seqs 7 and 9 (province seqs 1, 2); Banda Aceh its seq 4 (province seq 3).
     store
-        .apply_remote(Incoming { from: gayo.clone(), events: gayo_events, quarantine: vec![], cursor: None, source_seqs: vec![7, 9] })
+        .apply_remote(Incoming {
+            from: gayo.clone(),
+            events: gayo_events,
+            quarantine: vec![],
+            cursor: None,
+            source_seqs: vec![7, 9],
+        })
         .await
         .unwrap();
     store
-        .apply_remote(Incoming { from: banda.clone(), events: vec![banda_event], quarantine: vec![], cursor: None, source_seqs: vec![4] })
+        .apply_remote(Incoming {
+            from: banda.clone(),
+            events: vec![banda_event],
+            quarantine: vec![],
+            cursor: None,
+            source_seqs: vec![4],
+        })
         .await
         .unwrap();
     let mut receipts = store.watch_receipts();
     // National holds the province's seqs through 1: Gayo Lues' seq 7 only.
-    assert!(store.advance_receipts(SiteCode::national(), Seq(1)).await.unwrap());
+    assert!(
+        store
+            .advance_receipts(SiteCode::national(), Seq(1))
+            .await
+            .unwrap()
+    );
     assert!(receipts.has_changed().unwrap());
     receipts.mark_unchanged();
-    assert_eq!(store.receipt_for(gayo.clone()).await.unwrap().map(|r| r.0), Some(Seq(7)));
+    assert_eq!(
+        store.receipt_for(gayo.clone()).await.unwrap().map(|r| r.0),
+        Some(Seq(7))
+    );
     assert_eq!(store.receipt_for(banda.clone()).await.unwrap(), None);
     // A repeated ack moves nothing.
-    assert!(!store.advance_receipts(SiteCode::national(), Seq(1)).await.unwrap());
-    assert!(store.advance_receipts(SiteCode::national(), Seq(3)).await.unwrap());
-    assert_eq!(store.receipt_for(gayo).await.unwrap().map(|r| r.0), Some(Seq(9)));
-    assert_eq!(store.receipt_for(banda).await.unwrap().map(|r| r.0), Some(Seq(4)));
+    assert!(
+        !store
+            .advance_receipts(SiteCode::national(), Seq(1))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .advance_receipts(SiteCode::national(), Seq(3))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.receipt_for(gayo).await.unwrap().map(|r| r.0),
+        Some(Seq(9))
+    );
+    assert_eq!(
+        store.receipt_for(banda).await.unwrap().map(|r| r.0),
+        Some(Seq(4))
+    );
 }
 
 #[tokio::test]
@@ -470,19 +509,57 @@ async fn a_complaint_shows_when_it_was_first_durable_at_each_tier() {
     let store = Store::open(config(&dir, "11.13")).unwrap();
     let first = store.submit(new_complaint("a")).await.unwrap();
     let second = store.submit(new_complaint("b")).await.unwrap();
-    store.record_custody(CustodyTier::Province, Seq(1), 1_000).await.unwrap();
-    store.record_custody(CustodyTier::Province, Seq(2), 2_000).await.unwrap();
-    store.record_custody(CustodyTier::National, Seq(2), 3_000).await.unwrap();
-    store.record_custody(CustodyTier::Province, Seq(2), 9_000).await.unwrap(); // a repeat keeps the first time
-    let a = store.get(ComplaintKey::Id(first.complaint_id)).await.unwrap().unwrap();
-    let b = store.get(ComplaintKey::Id(second.complaint_id)).await.unwrap().unwrap();
+    store
+        .record_custody(CustodyTier::Province, Seq(1), 1_000)
+        .await
+        .unwrap();
+    store
+        .record_custody(CustodyTier::Province, Seq(2), 2_000)
+        .await
+        .unwrap();
+    store
+        .record_custody(CustodyTier::National, Seq(2), 3_000)
+        .await
+        .unwrap();
+    store
+        .record_custody(CustodyTier::Province, Seq(2), 9_000)
+        .await
+        .unwrap(); // a repeat keeps the first time
+    let a = store
+        .get(ComplaintKey::Id(first.complaint_id))
+        .await
+        .unwrap()
+        .unwrap();
+    let b = store
+        .get(ComplaintKey::Id(second.complaint_id))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(
         a.custody,
-        vec![Custody { tier: CustodyTier::Province, at_ms: 1_000 }, Custody { tier: CustodyTier::National, at_ms: 3_000 }]
+        vec![
+            Custody {
+                tier: CustodyTier::Province,
+                at_ms: 1_000
+            },
+            Custody {
+                tier: CustodyTier::National,
+                at_ms: 3_000
+            }
+        ]
     );
     assert_eq!(
         b.custody,
-        vec![Custody { tier: CustodyTier::Province, at_ms: 2_000 }, Custody { tier: CustodyTier::National, at_ms: 3_000 }]
+        vec![
+            Custody {
+                tier: CustodyTier::Province,
+                at_ms: 2_000
+            },
+            Custody {
+                tier: CustodyTier::National,
+                at_ms: 3_000
+            }
+        ]
     );
 }
 
@@ -495,9 +572,98 @@ async fn every_earlier_schema_version_migrates_to_the_current_one() {
             migrate_to(&mut conn, version).unwrap();
         }
         let store = Store::open(config(&dir, "11.13")).unwrap();
-        assert_eq!(store.stats().await.unwrap().schema_version, SCHEMA_VERSION, "from version {version}");
+        assert_eq!(
+            store.stats().await.unwrap().schema_version,
+            SCHEMA_VERSION,
+            "from version {version}"
+        );
         store.submit(new_complaint("after upgrade")).await.unwrap();
-        store.record_custody(CustodyTier::Province, Seq(1), 1).await.unwrap();
-        assert_eq!(store.integrity_check().await.unwrap(), vec!["ok".to_string()]);
+        store
+            .record_custody(CustodyTier::Province, Seq(1), 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store.integrity_check().await.unwrap(),
+            vec!["ok".to_string()]
+        );
     }
+}
+
+#[tokio::test]
+async fn a_future_dated_event_is_stored_and_later_local_events_still_order_after_it() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(&dir, "11")).unwrap();
+    // A node whose clock runs three days ahead created this complaint.
+    let three_days = 3 * 86_400_000;
+    let now_ms = chrono::Utc::now().timestamp_millis() as u64;
+    let created = remote_event(
+        "11.13",
+        ComplaintId::new_v7(),
+        Hlc::from_parts(now_ms + three_days, 0).0,
+    );
+    let out = store
+        .apply_remote(Incoming {
+            from: site("11.13"),
+            events: vec![created.clone()],
+            quarantine: vec![],
+            cursor: None,
+            source_seqs: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(out.accepted, 1, "a future-dated event never blocks sync");
+    let verified = store
+        .add_event(NewEvent {
+            event_id: None,
+            complaint_id: created.complaint_id,
+            actor: "admin".into(),
+            body: EventBody::Verified {
+                note: String::new(),
+                privacy: Privacy::default(),
+            },
+        })
+        .await
+        .unwrap();
+    assert!(
+        verified.hlc > created.hlc,
+        "causal order inside the complaint holds"
+    );
+    assert_eq!(verified.state.status, Status::Terverifikasi);
+    // ... but the hub's own clock was not dragged days ahead: an event on
+    // another complaint is stamped near real time.
+    let mut current = remote_event("11.13", ComplaintId::new_v7(), Hlc::from_parts(now_ms, 0).0);
+    if let EventBody::Created {
+        tracking_number, ..
+    } = &mut current.body
+    {
+        *tracking_number = TrackingNumber("1113-ABC-000002".into());
+    }
+    store
+        .apply_remote(Incoming {
+            from: site("11.13"),
+            events: vec![current.clone()],
+            quarantine: vec![],
+            cursor: None,
+            source_seqs: vec![],
+        })
+        .await
+        .unwrap();
+    let other = store
+        .add_event(NewEvent {
+            event_id: None,
+            complaint_id: current.complaint_id,
+            actor: "admin".into(),
+            body: EventBody::Verified {
+                note: String::new(),
+                privacy: Privacy::default(),
+            },
+        })
+        .await
+        .unwrap();
+    let bound = now_ms + crate::hlc::DEFAULT_MAX_FORWARD.as_millis() as u64 + 60_000;
+    assert!(
+        other.hlc.physical_ms() < bound,
+        "clock dragged to {}",
+        other.hlc
+    );
 }
