@@ -37,7 +37,11 @@ pub async fn nodes(config_path: &Path, args: NodesArgs) -> anyhow::Result<ExitCo
                 c.cursor,
                 c.reported_head.map_or("-".into(), |h| h.to_string()),
                 c.lag_events,
-                c.clock_skew_ms.map_or("-".into(), |s| s.to_string()),
+                c.clock_skew_ms.map_or("-".into(), |s| if c.clock_warning {
+                    format!("!{s}")
+                } else {
+                    s.to_string()
+                }),
                 c.quarantined,
                 c.last_seen_ms.map_or("never".into(), |t| t.to_string()),
             );

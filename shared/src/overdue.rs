@@ -39,7 +39,7 @@ impl DeadlinePolicy {
 
 /// "Now" for deadline judgments at this site.
 pub async fn judging_now(store: &Store) -> Result<DateTime<Utc>, StoreError> {
-    let now = Utc::now();
+    let now = DateTime::from_timestamp_millis(store.wall_clock_ms()).unwrap_or_else(Utc::now);
     if store.site().role() != SiteRole::Node {
         return Ok(now);
     }

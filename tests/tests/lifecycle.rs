@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use lapor_shared::proto::v1::{self, event_body::Kind};
 use lapor_tests::site::{
-    SiteProcess, init_hub, init_hub_with_upstream, init_node_with_upstream, reserve_port,
-    run_command,
+    SiteProcess, hub_child, init_hub, init_hub_with_upstream, init_node_with_upstream,
+    reserve_port, run_command, status_json,
 };
 use lapor_tests::{Binary, submit_request, wait_until};
 
@@ -168,6 +168,12 @@ async fn national_acts_on_a_gayo_lues_complaint_while_the_node_is_offline_and_th
         "a response starts the auto-close clock"
     );
 
+    // Nothing the node sent came back to it (no echo), and it is in sync.
+    let status = status_json(Binary::Node, &node_config).await.unwrap();
+    assert_eq!(status["upstream"]["received_duplicates"], 0, "{status}");
+    assert_eq!(status["upstream"]["received_events"], 3, "{status}");
+    assert_eq!(status["upstream"]["queued_events"], 0, "{status}");
+
     // The node's console shows all of it, and how far up it is durable.
     let shown: serde_json::Value = serde_json::from_str(
         &run_command(Binary::Node, &node_config, &["show", &id, "--json"])
@@ -261,4 +267,77 @@ async fn receipts_reach_the_node_when_the_province_restarted_between_receiving_a
     }
     assert_eq!(national.count().await.unwrap(), 3);
     drop(province);
+}
+
+#[tokio::test]
+async fn a_node_whose_clock_runs_days_ahead_still_syncs_orders_causally_and_is_flagged() {
+    let dir = tempfile::tempdir().unwrap();
+    let province_config = init_hub(dir.path(), "province", "11").await.unwrap();
+    let province = SiteProcess::start(Binary::Hub, &province_config)
+        .await
+        .unwrap();
+    let node_config = init_node_with_upstream(dir.path(), "11.13", Some(&province.endpoint()))
+        .await
+        .unwrap();
+    let three_days_ms = 3 * 86_400_000i64;
+    let text = std::fs::read_to_string(&node_config).unwrap();
+    assert!(text.contains("clock_offset_ms = 0"));
+    std::fs::write(
+        &node_config,
+        text.replace(
+            "clock_offset_ms = 0",
+            &format!("clock_offset_ms = {three_days_ms}"),
+        ),
+    )
+    .unwrap();
+    let node = SiteProcess::start(Binary::Node, &node_config)
+        .await
+        .unwrap();
+
+    let id = uuid::Uuid::now_v7().to_string();
+    node.intake()
+        .await
+        .unwrap()
+        .submit(submit_request("11.13", 7, &id))
+        .await
+        .unwrap();
+    let at_province = wait_until(
+        DEADLINE,
+        "the future-dated complaint at the province",
+        || async { get(&province, &id).await },
+    )
+    .await
+    .unwrap();
+    // The province acts on it with its own (correct) clock: its event still
+    // orders after the node's future-dated one.
+    let verified = add(
+        &province,
+        &id,
+        "admin.aceh",
+        Kind::Verified(v1::Verified {
+            note: String::new(),
+            privacy: None,
+        }),
+    )
+    .await
+    .unwrap()
+    .complaint
+    .unwrap();
+    assert_eq!(verified.status, v1::Status::Terverifikasi as i32);
+    assert!(verified.updated_hlc > at_province.created_hlc);
+    let child = hub_child(&province_config, "11.13").await.unwrap().unwrap();
+    assert_eq!(child["clock_warning"], true, "{child}");
+    let skew = child["clock_skew_ms"].as_i64().unwrap();
+    assert!(
+        (skew - three_days_ms).abs() < 60_000,
+        "measured skew {skew}"
+    );
+    // And the update reaches the node.
+    wait_until(DEADLINE, "the verification at the node", || async {
+        Ok(get(&node, &id)
+            .await?
+            .filter(|c| c.status == v1::Status::Terverifikasi as i32))
+    })
+    .await
+    .unwrap();
 }

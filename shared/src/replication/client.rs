@@ -282,7 +282,7 @@ async fn session(
             site: site.to_string(),
             role: role_of(&site) as i32,
             compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
-            wall_clock_ms: now_ms(),
+            wall_clock_ms: store.wall_clock_ms(),
             head_seq,
             software: concat!("lapor-sync ", env!("CARGO_PKG_VERSION")).into(),
         })
@@ -297,7 +297,7 @@ async fn session(
         .record_peer(PeerUpdate {
             peer: Some(parent.clone()),
             seen_at_ms: Some(now),
-            clock_skew_ms: Some(hello.wall_clock_ms - now),
+            clock_skew_ms: Some(hello.wall_clock_ms - store.wall_clock_ms()),
             ..Default::default()
         })
         .await?;

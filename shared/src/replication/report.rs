@@ -24,6 +24,21 @@ pub struct UpstreamStatus {
     pub last_error_ms: Option<i64>,
     /// Parent clock minus ours at the last Hello, ms.
     pub clock_skew_ms: Option<i64>,
+    /// The skew exceeds [`SKEW_WARNING_MS`]: fix this machine's clock (events
+    /// still order causally, but local times shown to staff are off).
+    pub clock_warning: bool,
+    /// Events received from the parent and stored.
+    pub received_events: u64,
+    /// Events the parent sent that were already held here (an echo or a
+    /// re-send; stays 0 in normal operation).
+    pub received_duplicates: u64,
+}
+
+/// Clock skew above which `status` and `nodes` flag a site.
+pub const SKEW_WARNING_MS: i64 = 5 * 60 * 1000;
+
+fn skew_warning(skew: Option<i64>) -> bool {
+    skew.is_some_and(|s| s.abs() > SKEW_WARNING_MS)
 }
 
 /// One child of a hub, for `lapor-hub nodes --json`.
@@ -40,6 +55,8 @@ pub struct ChildStatus {
     pub lag_events: u64,
     /// Child clock minus ours at its last Hello, ms.
     pub clock_skew_ms: Option<i64>,
+    /// The skew exceeds [`SKEW_WARNING_MS`].
+    pub clock_warning: bool,
     /// Records from this child that were refused and await an operator.
     pub quarantined: u64,
     /// Events received from this child and stored.
@@ -91,6 +108,9 @@ pub async fn upstream_status(store: &Store) -> Result<Option<UpstreamStatus>, St
         last_error: info.last_error.clone(),
         last_error_ms: info.last_error_ms,
         clock_skew_ms: info.clock_skew_ms,
+        clock_warning: skew_warning(info.clock_skew_ms),
+        received_events: info.received_events,
+        received_duplicates: info.received_duplicates,
     }))
 }
 
@@ -114,6 +134,7 @@ pub async fn children_status(store: &Store) -> Result<Vec<ChildStatus>, StoreErr
             reported_head: info.peer_head_seq,
             lag_events: info.peer_head_seq.map_or(0, |h| h.saturating_sub(cursor.0)),
             clock_skew_ms: info.clock_skew_ms,
+            clock_warning: skew_warning(info.clock_skew_ms),
             quarantined: quarantine
                 .iter()
                 .filter(|q| q.received_from == info.peer)

@@ -144,10 +144,6 @@ fn store_status(e: crate::store::StoreError) -> Status {
     }
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 type AckStream = Pin<Box<dyn Stream<Item = Result<PushAck, Status>> + Send>>;
 type PullStream = Pin<Box<dyn Stream<Item = Result<PullBatch, Status>> + Send>>;
 
@@ -175,7 +171,7 @@ impl Replication for ReplicationService {
                 req.role
             )));
         }
-        let now = now_ms();
+        let now = self.store.wall_clock_ms();
         let skew = (req.wall_clock_ms != 0).then(|| req.wall_clock_ms - now);
         if let Some(skew) = skew
             && skew.unsigned_abs() > self.limits.skew_warning.as_millis() as u64

@@ -431,6 +431,13 @@ impl Store {
         })
     }
 
+    /// This site's wall clock, Unix ms: the clock its HLC follows (shifted
+    /// by the test-only offset). Anything that tells a peer "my time" uses
+    /// this, so skew measurements see what the HLC sees.
+    pub fn wall_clock_ms(&self) -> i64 {
+        writer::lock(&self.inner.minter).clock.wall_ms() as i64
+    }
+
     /// This store's site.
     pub fn site(&self) -> &SiteCode {
         &self.inner.site
