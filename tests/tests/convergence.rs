@@ -6,6 +6,10 @@
 //! In-process stores and `apply_remote` stand in for the network: what is
 //! under test is the store's idempotent apply and the fold, not transport.
 
+// The helpers below run only inside the property test; a failed unwrap is a
+// failed test, as in a #[test] body.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
