@@ -442,6 +442,22 @@ fn print_detail(d: &ComplaintDetail) {
     }
 }
 
+/// `lapor-node overdue`: this district's complaints past their deadline,
+/// judged on the hub's clock (ours corrected by the skew measured at the
+/// last Hello). A node lists; it never closes.
+pub async fn overdue(
+    config_path: &Path,
+    args: crate::cli::OverdueArgs,
+) -> anyhow::Result<ExitCode> {
+    let config = load(config_path)?;
+    let store = open_store(config_path).await?;
+    let rows = lapor_shared::overdue::overdue_rows(&store, &config.deadlines, args.limit).await;
+    store.close().await.context("close the store")?;
+    let (now, rows) = rows.context("list overdue complaints")?;
+    lapor_shared::overdue::print_rows(now, &rows, args.json).context("print overdue complaints")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -457,20 +473,4 @@ mod tests {
         assert_eq!(clip("Jalan desa rusak parah", 10), "Jalan des…");
         assert_eq!(clip("ééééé", 3), "éé…");
     }
-}
-
-/// `lapor-node overdue`: this district's complaints past their deadline,
-/// judged on the hub's clock (ours corrected by the skew measured at the
-/// last Hello). A node lists; it never closes.
-pub async fn overdue(
-    config_path: &Path,
-    args: crate::cli::OverdueArgs,
-) -> anyhow::Result<ExitCode> {
-    let config = load(config_path)?;
-    let store = open_store(config_path).await?;
-    let rows = lapor_shared::overdue::overdue_rows(&store, &config.deadlines, args.limit).await;
-    store.close().await.context("close the store")?;
-    let (now, rows) = rows.context("list overdue complaints")?;
-    lapor_shared::overdue::print_rows(now, &rows, args.json).context("print overdue complaints")?;
-    Ok(ExitCode::SUCCESS)
 }
