@@ -10,7 +10,7 @@ use prost::Message as _;
 
 use super::client::SyncError;
 use super::codec;
-use crate::domain::SiteCode;
+use crate::domain::{Seq, SiteCode};
 use crate::proto::{convert, v1};
 use crate::store::{CursorKind, CursorUpdate, CustodyTier, Incoming, QuarantineRecord, Store};
 
@@ -21,19 +21,8 @@ pub(super) async fn apply_pull_batch(
     parent: &SiteCode,
     batch: v1::PullBatch,
 ) -> Result<u32, SyncError> {
-    let receipts_only = batch.event_count == 0 && batch.through_seq == batch.after_seq;
-    if receipts_only {
-        for receipt in &batch.receipts {
-            if receipt.tier == v1::Tier::National as i32 {
-                store
-                    .record_custody(
-                        CustodyTier::National,
-                        crate::domain::Seq(receipt.through_seq),
-                        receipt.at_ms,
-                    )
-                    .await?;
-            }
-        }
+    if batch.event_count == 0 && batch.through_seq == batch.after_seq {
+        record_receipts(store, &batch.receipts).await?;
         return Ok(0);
     }
     let decoded = codec::decode_batch(batch.compression, &batch.payload)?;
@@ -69,7 +58,7 @@ pub(super) async fn apply_pull_batch(
     let cursor = CursorUpdate {
         peer: parent.clone(),
         kind: CursorKind::PullIn,
-        seq: crate::domain::Seq(batch.through_seq),
+        seq: Seq(batch.through_seq),
     };
     let outcome = store
         .apply_remote(Incoming {
@@ -80,16 +69,20 @@ pub(super) async fn apply_pull_batch(
             source_seqs: vec![],
         })
         .await?;
-    for receipt in batch.receipts {
-        if receipt.tier == v1::Tier::National as i32 {
-            store
-                .record_custody(
-                    CustodyTier::National,
-                    crate::domain::Seq(receipt.through_seq),
-                    receipt.at_ms,
-                )
-                .await?;
-        }
-    }
+    record_receipts(store, &batch.receipts).await?;
     Ok(outcome.quarantined)
+}
+
+/// National receipts for this site's own events (the province receipt
+/// comes with each push ack instead).
+async fn record_receipts(store: &Store, receipts: &[v1::Receipt]) -> Result<(), SyncError> {
+    for r in receipts
+        .iter()
+        .filter(|r| r.tier == v1::Tier::National as i32)
+    {
+        store
+            .record_custody(CustodyTier::National, Seq(r.through_seq), r.at_ms)
+            .await?;
+    }
+    Ok(())
 }
