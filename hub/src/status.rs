@@ -130,6 +130,13 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
         if let Some(lines) = &status.integrity {
             println!("integrity       {}", lines.join("; "));
         }
+        if let Some(up) = &status.upstream {
+            print!("{up}");
+        }
+        println!(
+            "children        {} (see `lapor-hub nodes`)",
+            status.children.len()
+        );
     }
     Ok(if status.integrity_ok() {
         ExitCode::SUCCESS

@@ -132,6 +132,10 @@ fn print_text(s: &NodeStatus) {
     if let Some(lines) = &s.integrity {
         println!("integrity       {}", lines.join("; "));
     }
+    match &s.upstream {
+        Some(up) => print!("{up}"),
+        None => println!("parent          not reached yet"),
+    }
 }
 
 #[cfg(test)]

@@ -145,3 +145,40 @@ pub async fn children_status(store: &Store) -> Result<Vec<ChildStatus>, StoreErr
     }
     Ok(out)
 }
+
+fn ago(now_ms: i64, at_ms: Option<i64>) -> String {
+    match at_ms {
+        None => "never".into(),
+        Some(t) => format!("{}s ago", (now_ms - t).max(0) / 1000),
+    }
+}
+
+impl std::fmt::Display for UpstreamStatus {
+    /// The lines `status` prints for the link (text mode).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let now = chrono::Utc::now().timestamp_millis();
+        writeln!(
+            f,
+            "parent          {} (acked through seq {})",
+            self.parent, self.acked_seq
+        )?;
+        let oldest = self
+            .oldest_queued_age_s
+            .map(|s| format!(", oldest {s:.0}s old"))
+            .unwrap_or_default();
+        writeln!(f, "queued          {} event(s){oldest}", self.queued_events)?;
+        writeln!(f, "last contact    {}", ago(now, self.last_contact_ms))?;
+        if let Some(e) = &self.last_error {
+            writeln!(f, "last error      {} ({e})", ago(now, self.last_error_ms))?;
+        }
+        if let Some(skew) = self.clock_skew_ms {
+            let flag = if self.clock_warning {
+                "  ← check this machine's clock"
+            } else {
+                ""
+            };
+            writeln!(f, "clock skew      {skew} ms{flag}")?;
+        }
+        Ok(())
+    }
+}
