@@ -3,6 +3,8 @@
 //! # Layout
 //!
 //! - [`domain`]: identifiers and the complaint/event model (no proto, no SQL).
+//! - [`crypto`]: the site key, sealing of reporter identity at rest, the
+//!   keyed NIK hash.
 //! - [`hlc`]: the hybrid logical clock that orders events across sites.
 //! - [`regions`]: the Kemendagri province and kabupaten/kota list.
 //! - [`lifecycle`]: the status transition table and the fold of a complaint's
@@ -26,6 +28,7 @@
 //! (or answers `INVALID_ARGUMENT`), and only domain values reach the `store`.
 
 pub mod calendar;
+pub mod crypto;
 pub mod deadline;
 pub mod domain;
 pub mod hlc;
