@@ -298,7 +298,13 @@ pub struct Intake {
     pub location: Location,
     pub incident_date: Option<NaiveDate>,
     pub privacy: Privacy,
-    /// `None` for anonymous complaints.
+    /// Who reported. Where it may be `Some`:
+    /// - in a *submission* at the district node, for any complaint: for an
+    ///   anonymous one the identity is recorded at that node only (the store
+    ///   keeps it out of every event, so it never leaves the node);
+    /// - in a `Created` *event*, only when not anonymous; even then it may be
+    ///   `None` when the sending site withheld it (the complaint became
+    ///   anonymous before the event was sent, see `crate::store`).
     pub reporter: Option<Reporter>,
 }
 

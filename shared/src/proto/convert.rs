@@ -17,7 +17,12 @@
 //!   [`intake_from_submission`], used where a complaint is first entered,
 //!   also refuses incident dates in the future.
 //! - Identity never travels for anonymous complaints: an anonymous intake
-//!   with a reporter is refused, not silently stripped.
+//!   with a reporter is refused in events and on its own, not silently
+//!   stripped. Only a *submission* at the node may record an anonymous
+//!   reporter's identity; the store keeps it there, out of every event.
+//! - A non-anonymous `Created` event may arrive without identity: the
+//!   sender withheld it (the complaint became anonymous before the event
+//!   left). A submission or a standalone intake still requires it.
 //!
 //! Single-value rules and their limits live in [`super::limits`].
 
@@ -68,27 +73,43 @@ fn text(s: String, min: usize, max: usize, field: &str, v: &mut Violations) -> O
 /// `Created` event is judged the same at every site and every time.
 pub fn intake_from_proto(p: v1::ComplaintIntake) -> Result<Intake, Violations> {
     let mut v = Violations::new();
-    let intake = intake_in(p, "intake", None, &mut v);
+    let intake = intake_in(p, "intake", Rules::Standalone, &mut v);
     v.finish(intake)
 }
 
 /// [`intake_from_proto`] for a complaint being entered now: also refuses an
-/// incident date after `today` + 1 day (`today` in the site's zone).
+/// incident date after `today` + 1 day (`today` in the site's zone), and
+/// lets an anonymous complaint record its reporter's identity, which the
+/// store keeps at this node only (never in an event).
 pub fn intake_from_submission(
     p: v1::ComplaintIntake,
     today: NaiveDate,
 ) -> Result<Intake, Violations> {
     let mut v = Violations::new();
-    let intake = intake_in(p, "intake", Some(today), &mut v);
+    let intake = intake_in(p, "intake", Rules::Submission { today }, &mut v);
     v.finish(intake)
 }
 
-fn intake_in(
-    p: v1::ComplaintIntake,
-    at: &str,
-    today: Option<NaiveDate>,
-    v: &mut Violations,
-) -> Option<Intake> {
+/// Which rules an intake is judged by; they differ only in the date bound
+/// and in where reporter identity may (or must) be present.
+#[derive(Debug, Clone, Copy)]
+enum Rules {
+    /// An intake on its own: identity required unless anonymous, refused
+    /// when anonymous.
+    Standalone,
+    /// Entered at the node now: identity required unless anonymous; an
+    /// anonymous complaint may record one (kept at the node).
+    Submission { today: NaiveDate },
+    /// Inside a replicated `Created` event: refused when anonymous, optional
+    /// otherwise (the sender may have withheld it).
+    Event,
+}
+
+fn intake_in(p: v1::ComplaintIntake, at: &str, rules: Rules, v: &mut Violations) -> Option<Intake> {
+    let today = match rules {
+        Rules::Submission { today } => Some(today),
+        Rules::Standalone | Rules::Event => None,
+    };
     let classification = classification_from_proto(p.classification);
     if classification.is_none() {
         v.add(
@@ -128,17 +149,18 @@ fn intake_in(
     // the message are treated as sending nothing.
     let reporter_in_msg = p.reporter.filter(|r| *r != v1::ReporterIdentity::default());
     let field = path(at, "reporter");
-    let reporter = match (privacy.anonymous, reporter_in_msg) {
-        (true, None) => Some(None),
-        (true, Some(_)) => {
+    let reporter = match (privacy.anonymous, reporter_in_msg, rules) {
+        (true, None, _) | (false, None, Rules::Event) => Some(None),
+        (true, Some(r), Rules::Submission { .. }) => reporter_in(r, &field, v).map(Some),
+        (true, Some(_), Rules::Standalone | Rules::Event) => {
             v.add(field, "must be absent when privacy.is_anonymous is set: identity never travels for anonymous complaints");
             None
         }
-        (false, None) => {
+        (false, None, Rules::Standalone | Rules::Submission { .. }) => {
             v.add(field, "is required unless privacy.is_anonymous is set");
             None
         }
-        (false, Some(r)) => reporter_in(r, &field, v).map(Some),
+        (false, Some(r), _) => reporter_in(r, &field, v).map(Some),
     };
     Some(Intake {
         classification: classification?,
@@ -230,6 +252,23 @@ fn reporter_in(r: v1::ReporterIdentity, at: &str, v: &mut Violations) -> Option<
     })
 }
 
+/// Validates a reporter identity on its own (as the store keeps it);
+/// field paths start with `field`.
+pub fn reporter_from_proto(r: v1::ReporterIdentity, field: &str) -> Result<Reporter, Violations> {
+    let mut v = Violations::new();
+    let reporter = reporter_in(r, field, &mut v);
+    v.finish(reporter)
+}
+
+pub fn reporter_to_proto(r: &Reporter) -> v1::ReporterIdentity {
+    v1::ReporterIdentity {
+        name: r.name.clone(),
+        nik: r.nik.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
+        phone: r.phone.clone().unwrap_or_default(),
+        email: r.email.clone().unwrap_or_default(),
+    }
+}
+
 pub fn intake_to_proto(i: &Intake) -> v1::ComplaintIntake {
     v1::ComplaintIntake {
         classification: classification_to_proto(i.classification) as i32,
@@ -253,12 +292,7 @@ pub fn intake_to_proto(i: &Intake) -> v1::ComplaintIntake {
             }
         }),
         privacy: Some(privacy_to_proto(i.privacy)),
-        reporter: i.reporter.as_ref().map(|r| v1::ReporterIdentity {
-            name: r.name.clone(),
-            nik: r.nik.as_ref().map(|n| n.0.clone()).unwrap_or_default(),
-            phone: r.phone.clone().unwrap_or_default(),
-            email: r.email.clone().unwrap_or_default(),
-        }),
+        reporter: i.reporter.as_ref().map(reporter_to_proto),
     }
 }
 
@@ -362,7 +396,7 @@ fn event_body_in(p: Option<v1::EventBody>, at: &str, v: &mut Violations) -> Opti
             let tracking = path(at.as_str(), "tracking_number");
             let tracking = v.check(&tracking, limits::check_tracking_number(&c.tracking_number));
             let intake = match c.intake {
-                Some(i) => intake_in(i, &path(&at, "intake"), None, v),
+                Some(i) => intake_in(i, &path(&at, "intake"), Rules::Event, v),
                 None => v.missing(&path(&at, "intake")),
             };
             tracking?;

@@ -4,7 +4,9 @@
 //! - Nothing is acked before it is durable: a batch's events and the child's
 //!   new cursor commit in one transaction, then the ack is sent.
 //! - A bad record (fails validation or scope) is quarantined with its reason
-//!   in that same transaction and never blocks the records behind it.
+//!   in that same transaction and never blocks the records behind it; the
+//!   store appends a `refused_write` audit row for each. A site refused at
+//!   Hello with `PERMISSION_DENIED` is audited here.
 //! - A bad *stream* (unknown protocol version, oversized batch, a gap in the
 //!   seq range, an undecodable payload) ends with a precise status; batches
 //!   before it stay committed.
@@ -34,7 +36,8 @@ use crate::proto::v1::{
     push_message, replication_server::Replication,
 };
 use crate::store::{
-    CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord, RunRequest, Store,
+    AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord,
+    RunRequest, Store,
 };
 
 /// Limits a parent enforces on its children.
@@ -133,6 +136,20 @@ impl ReplicationService {
             .map_err(|e| Status::permission_denied(e.to_string()))?;
         Ok(child)
     }
+
+    /// Records a refused peer in the audit log. The refusal stands whether
+    /// or not the row could be written.
+    async fn audit_refusal(&self, remote: Option<std::net::SocketAddr>, claimed: &str, why: &str) {
+        let entry = AuditEntry {
+            actor: remote.map_or_else(|| "peer:unknown".to_owned(), |a| format!("peer:{a}")),
+            action: AuditAction::RefusedWrite,
+            subject: claimed.to_owned(),
+            detail: format!("hello refused: {why}"),
+        };
+        if let Err(e) = self.store.audit(vec![entry]).await {
+            tracing::error!(error = %e, "could not audit a refused peer");
+        }
+    }
 }
 
 fn store_status(e: crate::store::StoreError) -> Status {
@@ -151,6 +168,7 @@ type PullStream = Pin<Box<dyn Stream<Item = Result<PullBatch, Status>> + Send>>;
 impl Replication for ReplicationService {
     #[tracing::instrument(skip_all, fields(child = %req.get_ref().site))]
     async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
+        let remote = req.remote_addr();
         let req = req.into_inner();
         if req.protocol_version != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
@@ -159,7 +177,14 @@ impl Replication for ReplicationService {
                 self.site()
             )));
         }
-        let child = self.child_identity(&req.site)?;
+        let child = match self.child_identity(&req.site) {
+            Err(status) if status.code() == tonic::Code::PermissionDenied => {
+                self.audit_refusal(remote, &req.site, status.message())
+                    .await;
+                return Err(status);
+            }
+            other => other?,
+        };
         let expected_role = match child.role() {
             SiteRole::Node => v1::SiteRole::Node,
             SiteRole::Province => v1::SiteRole::Province,

@@ -5,21 +5,33 @@
 //! Requests are validated here, once, into store types; a malformed key or
 //! filter is answered with `INVALID_ARGUMENT` and field-level
 //! `google.rpc.BadRequest` details before the store is touched.
+//!
+//! Reporter identity is redacted (left out) unless the caller's role may
+//! read it ([`super::caller`]); then Get and List put it back for
+//! non-anonymous complaints, after the store has audited the read. An
+//! anonymous complaint's identity is returned to no one, and Overdue never
+//! returns identity. The digest is computed without identity either way, so
+//! redaction never changes it.
 
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
+use super::caller::{Caller, caller_of};
 use crate::domain::{ComplaintId, SiteCode, SiteRole, TrackingNumber};
 use crate::hlc::Hlc;
 use crate::lifecycle::ComplaintState;
 use crate::overdue::{self, DeadlinePolicy};
-use crate::proto::convert::{Violations, complaint_to_proto, deadline_to_proto, status_from_proto};
+use crate::proto::convert::{
+    Violations, complaint_to_proto, deadline_to_proto, reporter_to_proto, status_from_proto,
+};
 use crate::proto::limits;
 use crate::proto::v1;
 use crate::proto::v1::complaints_server::{Complaints, ComplaintsServer};
 use crate::proto::v1::get_complaint_request::Key;
-use crate::store::{ComplaintFilter, ComplaintKey, MAX_PAGE_SIZE, PageRequest, Store};
+use crate::store::{
+    ComplaintFilter, ComplaintKey, IdentityKey, IdentityScope, MAX_PAGE_SIZE, PageRequest, Store,
+};
 
 /// Page size when a List request leaves it at 0.
 pub const DEFAULT_PAGE_SIZE: u32 = 50;
@@ -48,9 +60,13 @@ impl ComplaintsService {
         }
     }
 
-    /// The wire view with the running deadlines filled in.
+    /// The wire view with the running deadlines filled in, identity
+    /// redacted.
     fn to_proto(&self, state: &ComplaintState) -> v1::Complaint {
         let mut c = complaint_to_proto(state);
+        if let Some(intake) = &mut c.intake {
+            intake.reporter = None;
+        }
         c.deadlines = self
             .policy
             .deadlines(state)
@@ -59,6 +75,43 @@ impl ComplaintsService {
             .map(deadline_to_proto)
             .collect();
         c
+    }
+
+    /// The wire views of `states` for `caller`: identity put back for
+    /// non-anonymous complaints when the caller's role may read it (each
+    /// read audited by the store before anything is returned).
+    async fn for_caller(
+        &self,
+        caller: &Caller,
+        states: &[ComplaintState],
+    ) -> Result<Vec<v1::Complaint>, Status> {
+        let mut out: Vec<v1::Complaint> = states.iter().map(|s| self.to_proto(s)).collect();
+        if !caller.role.may_read_identity() {
+            return Ok(out);
+        }
+        let keys: Vec<IdentityKey> = states
+            .iter()
+            .filter(|s| !s.privacy.anonymous)
+            .map(IdentityKey::from)
+            .collect();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let held = self
+            .store
+            .read_identities(keys, &caller.audit_actor())
+            .await?;
+        for h in held.iter().filter(|h| h.scope == IdentityScope::Event) {
+            let slot = out
+                .iter_mut()
+                .zip(states)
+                .find(|(_, s)| s.id == h.complaint_id && !s.privacy.anonymous)
+                .and_then(|(c, _)| c.intake.as_mut());
+            if let Some(intake) = slot {
+                intake.reporter = Some(reporter_to_proto(&h.reporter));
+            }
+        }
+        Ok(out)
     }
 
     /// Wraps the service for `tonic::transport::Server::add_service`.
@@ -74,6 +127,7 @@ impl Complaints for ComplaintsService {
         &self,
         request: Request<v1::GetComplaintRequest>,
     ) -> Result<Response<v1::GetComplaintResponse>, Status> {
+        let caller = caller_of(&request);
         let key = key_from_proto(request.into_inner().key)?;
         let view = self
             .store
@@ -85,9 +139,11 @@ impl Complaints for ComplaintsService {
                     Status::not_found(format!("tracking number {t} not found"))
                 }
             })?;
-        Ok(Response::new(v1::GetComplaintResponse {
-            complaint: Some(self.to_proto(&view.state)),
-        }))
+        let complaint = self
+            .for_caller(&caller, std::slice::from_ref(&view.state))
+            .await?
+            .pop();
+        Ok(Response::new(v1::GetComplaintResponse { complaint }))
     }
 
     #[tracing::instrument(skip_all)]
@@ -95,6 +151,7 @@ impl Complaints for ComplaintsService {
         &self,
         request: Request<v1::ListComplaintsRequest>,
     ) -> Result<Response<v1::ListComplaintsResponse>, Status> {
+        let caller = caller_of(&request);
         let req = request.into_inner();
         let mut violations = Violations::new();
         let filter = filter_from_proto(req.filter.unwrap_or_default(), "filter", &mut violations);
@@ -108,7 +165,7 @@ impl Complaints for ComplaintsService {
         };
         let page = self.store.list(filter, page).await?;
         Ok(Response::new(v1::ListComplaintsResponse {
-            complaints: page.items.iter().map(|s| self.to_proto(s)).collect(),
+            complaints: self.for_caller(&caller, &page.items).await?,
             next_page_token: page.next_token.unwrap_or_default(),
         }))
     }
@@ -306,6 +363,119 @@ mod tests {
             let status = key_from_proto(key).unwrap_err();
             assert_eq!(status.code(), tonic::Code::InvalidArgument);
             assert_eq!(bad_request_fields(&status), [field]);
+        }
+    }
+
+    mod identity {
+        use super::super::*;
+        use crate::domain::{
+            Channel, Classification, Intake, Location, Nik, Privacy, RegionCode, Reporter,
+        };
+        use crate::hlc::SystemClock;
+        use crate::rpc::caller::CallerRole;
+        use crate::store::{NewComplaint, StoreConfig};
+
+        fn intake(anonymous: bool) -> Intake {
+            Intake {
+                classification: Classification::Pengaduan,
+                channel: Channel::WalkIn,
+                category: String::new(),
+                title: "Jalan rusak".into(),
+                body: "Jalan desa rusak.".into(),
+                location: Location {
+                    region: RegionCode::parse("11.13.01").unwrap(),
+                    description: String::new(),
+                    coordinates: None,
+                },
+                incident_date: None,
+                privacy: Privacy {
+                    anonymous,
+                    secret: false,
+                },
+                reporter: Some(Reporter {
+                    name: "Teuku Umar".into(),
+                    nik: Some(Nik("1113014107900001".into())),
+                    phone: Some("+6281234567890".into()),
+                    email: None,
+                }),
+            }
+        }
+
+        fn get(id: ComplaintId, role: Option<CallerRole>) -> Request<v1::GetComplaintRequest> {
+            let mut request = Request::new(v1::GetComplaintRequest {
+                key: Some(Key::ComplaintId(id.to_string())),
+            });
+            if let Some(role) = role {
+                request.extensions_mut().insert(Caller {
+                    role,
+                    name: "test".into(),
+                });
+            }
+            request
+        }
+
+        fn reporter_name(c: &v1::Complaint) -> Option<&str> {
+            c.intake
+                .as_ref()
+                .and_then(|i| i.reporter.as_ref())
+                .map(|r| r.name.as_str())
+        }
+
+        #[tokio::test]
+        async fn identity_is_returned_only_to_a_role_that_may_read_it_and_never_when_anonymous() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(StoreConfig {
+                path: dir.path().join("site.db"),
+                site: SiteCode::parse("11.13").unwrap(),
+                clock: SystemClock::default(),
+            })
+            .unwrap();
+            let mut ids = Vec::new();
+            for anonymous in [false, true] {
+                let s = store
+                    .submit(NewComplaint {
+                        complaint_id: None,
+                        intake: intake(anonymous),
+                        actor: "petugas".into(),
+                    })
+                    .await
+                    .unwrap();
+                ids.push(s.complaint_id);
+            }
+            let (named, anonymous) = (ids[0], ids[1]);
+            let service = ComplaintsService::new(store.clone());
+            let shown = |r: Response<v1::GetComplaintResponse>| r.into_inner().complaint.unwrap();
+
+            let c = shown(service.get(get(named, None)).await.unwrap());
+            assert_eq!(reporter_name(&c), None, "no certificate, no identity");
+            let digest = c.digest.clone();
+            for role in [CallerRole::Operator, CallerRole::Site] {
+                let c = shown(service.get(get(named, Some(role))).await.unwrap());
+                assert_eq!(reporter_name(&c), None, "{role}");
+            }
+            assert_eq!(store.verify_audit().await.unwrap().rows, 0);
+
+            let reader = Some(CallerRole::IdentityReader);
+            let c = shown(service.get(get(named, reader)).await.unwrap());
+            assert_eq!(reporter_name(&c), Some("Teuku Umar"));
+            assert_eq!(c.digest, digest, "redaction does not change the digest");
+            let c = shown(service.get(get(anonymous, reader)).await.unwrap());
+            assert_eq!(reporter_name(&c), None, "anonymous: for no one");
+
+            let mut list = Request::new(v1::ListComplaintsRequest::default());
+            list.extensions_mut().insert(Caller {
+                role: CallerRole::IdentityReader,
+                name: "test".into(),
+            });
+            let page = service.list(list).await.unwrap().into_inner().complaints;
+            let names: Vec<Option<&str>> = page.iter().map(reporter_name).collect();
+            assert_eq!(names.len(), 2);
+            assert!(names.contains(&Some("Teuku Umar")) && names.contains(&None));
+            assert_eq!(
+                store.verify_audit().await.unwrap().rows,
+                2,
+                "one audited read per identity returned"
+            );
         }
     }
 

@@ -9,7 +9,12 @@
 //! requests go to the store, whose refusals map to statuses in one place
 //! (`crate::rpc::status`): an unknown complaint is `NOT_FOUND`, an
 //! illegal transition `FAILED_PRECONDITION`, an id reused with other content
-//! `ALREADY_EXISTS`.
+//! `ALREADY_EXISTS`, a complaint outside this site's scope
+//! `PERMISSION_DENIED`.
+//!
+//! `Submit` may carry the reporter's identity for an anonymous complaint:
+//! the store keeps it at this node only. Answers never carry identity (the
+//! complaint in `AddEventResponse` is redacted).
 
 use crate::domain::{ComplaintId, EventBody, EventId};
 use crate::proto::convert::{

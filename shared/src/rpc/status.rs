@@ -21,6 +21,7 @@ pub fn to_status(err: StoreError) -> Status {
             "event {event} is already stored with different content; the conflict was recorded"
         )),
         StoreError::Rejected { reason } => Status::failed_precondition(reason),
+        e @ StoreError::OutOfScope { .. } => Status::permission_denied(e.to_string()),
         StoreError::BadPageToken(token) => {
             Status::invalid_argument(format!("page_token {token:?} was not issued by this site"))
         }
@@ -79,6 +80,13 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (StoreError::Closed, Code::Unavailable),
+            (
+                StoreError::OutOfScope {
+                    site: crate::domain::SiteCode::parse("11.13").unwrap(),
+                    district: crate::domain::SiteCode::parse("11.71").unwrap(),
+                },
+                Code::PermissionDenied,
+            ),
         ];
         for (err, code) in cases {
             assert_eq!(to_status(err).code(), code);

@@ -15,6 +15,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema/0001_event_log.sql"),
     include_str!("schema/0002_replication.sql"),
     include_str!("schema/0003_custody.sql"),
+    include_str!("schema/0004_identity_audit.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -16,6 +16,11 @@
 //!   savepoint, not its neighbours in the group.
 //! - Readers use their own connections (WAL snapshots) and never wait behind
 //!   the writer.
+//! - Reporter identity never reaches the database in plain text: event
+//!   payloads are stored without it and it is sealed beside them with the
+//!   site key (`identity`: threat model, disk format, rules). Reads return
+//!   complaints without identity; [`Store::read_identities`] opens it for
+//!   an entitled reader and appends to the audit log first (`audit`).
 //!
 //! ```text
 //!  callers ──mpsc (bounded)──▶ writer thread: BEGIN IMMEDIATE
@@ -25,21 +30,29 @@
 //!  readers ──spawn_blocking──▶ read pool (query_only connections)
 //! ```
 
+mod audit;
 mod connection;
 mod custody;
+mod error;
+mod identity;
 mod migrations;
 mod read;
 mod writer;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use audit::{AuditAction, AuditEntry, AuditHead, AuditVerdict, BrokenLink, LinkFault};
+pub use error::StoreError;
+pub use identity::{HeldIdentity, IdentityKey, IdentityScope};
 pub use migrations::SCHEMA_VERSION;
 
+use crate::crypto::SiteKey;
 use crate::domain::{
-    ComplaintId, Event, EventBody, EventId, Intake, Seq, SiteCode, SiteRole, Status, TrackingNumber,
+    ComplaintId, Event, EventBody, EventId, Intake, Nik, Seq, SiteCode, SiteRole, Status,
+    TrackingNumber,
 };
 use crate::hlc::{Hlc, SystemClock};
 use crate::lifecycle::ComplaintState;
@@ -60,6 +73,8 @@ pub struct StoreConfig {
 pub struct NewComplaint {
     /// Client-minted id for safe retries; minted here when `None`.
     pub complaint_id: Option<ComplaintId>,
+    /// For an anonymous complaint, `intake.reporter` (when staff recorded
+    /// it) is kept at this node only: it never enters the Created event.
     pub intake: Intake,
     pub actor: String,
 }
@@ -184,7 +199,8 @@ pub struct CursorUpdate {
     pub seq: Seq,
 }
 
-/// A record refused by validation or authorization, kept for an operator.
+/// A record refused by validation or authorization, kept for an operator
+/// (sealed at rest: it may hold identity) and recorded in the audit log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QuarantineRecord {
     pub event_id: Option<String>,
@@ -201,6 +217,7 @@ pub struct Incoming {
     /// The sender's own seq of each event, in order (empty when the sender
     /// is a parent: receipts flow only upward-pushed events).
     pub source_seqs: Vec<u64>,
+    /// Refused records; each also gets a `refused_write` audit row.
     pub quarantine: Vec<QuarantineRecord>,
     pub cursor: Option<CursorUpdate>,
 }
@@ -215,7 +232,9 @@ pub struct ApplyOutcome {
 }
 
 /// A run of stored events for replication: encoded `lapor.sync.v1.Event`s
-/// with their local seqs, covering the seq range `(after, through]`.
+/// with their local seqs, covering the seq range `(after, through]`. A
+/// non-anonymous complaint's Created event carries its identity again
+/// (the canonical event); `local` identities are never in a run.
 #[derive(Debug, Clone, Default)]
 pub struct EventRun {
     pub through: Seq,
@@ -242,6 +261,7 @@ pub struct QuarantineEntry {
     pub event_id: Option<String>,
     pub reason: String,
     pub recorded_at_ms: i64,
+    /// The record as received (opened: it is sealed at rest).
     pub payload: Vec<u8>,
 }
 
@@ -297,90 +317,6 @@ pub struct Custody {
     pub at_ms: i64,
 }
 
-/// Everything that can go wrong in the store.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// No complaint with that id (or tracking number) is stored.
-    #[error("complaint {0} not found")]
-    NotFound(String),
-    /// The event id is stored with different content; the new copy was
-    /// recorded in `conflicts` and not applied.
-    #[error("event {0} is already stored with different content")]
-    Conflict(EventId),
-    /// The write is not allowed in the complaint's current state or at this
-    /// site (illegal transition, `Created` via `add_event`, out of scope).
-    #[error("refused: {reason}")]
-    Rejected { reason: String },
-    /// A list page token that this store did not issue.
-    #[error("bad page token {0:?}")]
-    BadPageToken(String),
-    /// A filter that names no region this store can match.
-    #[error("bad filter: {0}")]
-    BadFilter(String),
-    /// The database was written by a newer binary.
-    #[error("database schema version {found} is newer than this binary supports ({supported})")]
-    IncompatibleVersion { found: u32, supported: u32 },
-    /// The database belongs to another site.
-    #[error("database belongs to site {found}, not {expected}")]
-    WrongSite { found: String, expected: SiteCode },
-    /// The store was closed (shutdown in progress).
-    #[error("store is closed")]
-    Closed,
-    /// A migration failed; the database keeps its previous version.
-    #[error("apply migration {version}")]
-    Migration {
-        version: u32,
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The group commit holding this request failed; nothing of the group
-    /// was written.
-    #[error("commit group")]
-    GroupCommit(#[source] Arc<StoreError>),
-    /// SQLite failed.
-    #[error("sqlite")]
-    Sqlite(#[from] rusqlite::Error),
-    /// A stored event no longer decodes (corruption or a bug).
-    #[error("decode stored event at seq {seq}: {reason}")]
-    Corrupt { seq: i64, reason: String },
-    /// Opening the database file failed.
-    #[error("open database {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// A blocking task could not be run (runtime shutting down).
-    #[error("run blocking store task")]
-    Join(#[from] tokio::task::JoinError),
-}
-
-impl StoreError {
-    /// Failures of the storage itself (as opposed to a refused request).
-    pub fn is_storage_failure(&self) -> bool {
-        matches!(
-            self,
-            StoreError::Sqlite(_)
-                | StoreError::Corrupt { .. }
-                | StoreError::Open { .. }
-                | StoreError::GroupCommit(_)
-                | StoreError::Migration { .. }
-        )
-    }
-
-    /// True for errors that a caller may retry unchanged.
-    pub fn is_retriable(&self) -> bool {
-        match self {
-            StoreError::Sqlite(e) => matches!(
-                e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-            ),
-            StoreError::Closed | StoreError::Join(_) => true,
-            _ => false,
-        }
-    }
-}
-
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// A handle to a site's store. Cheap to clone; all clones share one writer.
@@ -391,6 +327,8 @@ pub struct Store {
 
 struct Inner {
     site: SiteCode,
+    /// Seals and opens identities; shared with the writer thread.
+    key: Arc<SiteKey>,
     writer: mpsc::Sender<writer::Command>,
     minter: Arc<std::sync::Mutex<writer::Minter>>,
     readers: read::ReadPool,
@@ -409,18 +347,32 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the database (creating and migrating it as needed) and starts
-    /// the writer thread.
+    /// [`Store::open_with_key_file`] with the key at its default place,
+    /// `site.key` beside the database.
+    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
+        let key_path = crate::crypto::key_path_beside(&config.path);
+        Store::open_with_key_file(config, &key_path)
+    }
+
+    /// Opens the database (creating and migrating it as needed), binds it
+    /// to the site key at `key_path`, and starts the writer thread.
+    ///
+    /// The key is created (mode 0600) only for a database that was never
+    /// sealed with one: a new database, or one from before identities were
+    /// sealed (whose plain-text identities are sealed now, once).
     ///
     /// # Errors
     /// [`StoreError::IncompatibleVersion`] for a database from a newer
-    /// binary, [`StoreError::WrongSite`] for another site's database.
-    pub fn open(config: StoreConfig) -> Result<Store, StoreError> {
-        let started = writer::start(&config)?;
+    /// binary, [`StoreError::WrongSite`] for another site's database,
+    /// [`StoreError::Key`] for a missing or too-open key file,
+    /// [`StoreError::WrongKey`] for another site's key.
+    pub fn open_with_key_file(config: StoreConfig, key_path: &Path) -> Result<Store, StoreError> {
+        let started = writer::start(&config, key_path)?;
         let readers = read::ReadPool::new(config.path.clone());
         Ok(Store {
             inner: Arc::new(Inner {
                 site: config.site,
+                key: started.key,
                 writer: started.sender,
                 minter: started.minter,
                 readers,
@@ -477,6 +429,13 @@ impl Store {
             let mut m = writer::lock(&self.inner.minter);
             (m.clock.now(), m.tracking_number())
         };
+        let mut intake = c.intake;
+        // An anonymous complaint's identity stays here: out of the event.
+        let local = if intake.privacy.anonymous {
+            intake.reporter.take()
+        } else {
+            None
+        };
         let event = Event {
             id: EventId::new_v7(),
             complaint_id: c.complaint_id.unwrap_or_else(ComplaintId::new_v7),
@@ -486,10 +445,18 @@ impl Store {
             district: site.clone(),
             body: EventBody::Created {
                 tracking_number,
-                intake: Box::new(c.intake),
+                intake: Box::new(intake),
             },
         };
-        let payload = read::encode_event(&event);
+        let mut stored = identity::stored_form(&self.inner.key, &event);
+        if let Some(reporter) = local {
+            stored.identity = Some(identity::seal(
+                &self.inner.key,
+                event.id,
+                IdentityScope::Local,
+                reporter,
+            ));
+        }
         let state = crate::lifecycle::fold(std::slice::from_ref(&event)).ok_or_else(|| {
             StoreError::Rejected {
                 reason: "the intake does not make a complaint".into(),
@@ -497,7 +464,7 @@ impl Store {
         })?;
         let prepared = writer::PreparedSubmit {
             event,
-            payload,
+            stored,
             state,
             retry: c.complaint_id.is_some(),
         };
@@ -513,9 +480,84 @@ impl Store {
     /// Stores events received from a peer, the quarantined records and the
     /// peer's cursor in one transaction.
     pub async fn apply_remote(&self, incoming: Incoming) -> Result<ApplyOutcome, StoreError> {
-        let payloads = incoming.events.iter().map(read::encode_event).collect();
-        self.call(|reply| writer::Command::ApplyRemote(incoming, payloads, reply))
+        // Encoding and sealing run here, beside the writer, not on its thread.
+        let key = &self.inner.key;
+        let stored = incoming
+            .events
+            .iter()
+            .map(|e| identity::stored_form(key, e))
+            .collect();
+        let sealed = incoming
+            .quarantine
+            .iter()
+            .map(|q| key.seal(identity::QUARANTINE_AAD, &q.payload))
+            .collect();
+        self.call(|reply| writer::Command::ApplyRemote(incoming, stored, sealed, reply))
             .await
+    }
+
+    /// Opens the reporter identity of each complaint in `keys` that has
+    /// one here, for `reader` (who is entitled: the caller decided), after
+    /// appending one `read_identity` audit row per complaint. No audit row
+    /// committed, no identity returned.
+    pub async fn read_identities(
+        &self,
+        keys: Vec<IdentityKey>,
+        reader: &str,
+    ) -> Result<Vec<HeldIdentity>, StoreError> {
+        let key = self.inner.key.clone();
+        let found = self
+            .inner
+            .readers
+            .run(move |conn| identity::fetch(conn, &key, &keys))
+            .await?;
+        if !found.is_empty() {
+            let entries = found
+                .iter()
+                .map(|h| AuditEntry {
+                    actor: reader.to_owned(),
+                    action: AuditAction::ReadIdentity,
+                    subject: h.complaint_id.to_string(),
+                    detail: format!("scope {}", h.scope),
+                })
+                .collect();
+            self.audit(entries).await?;
+        }
+        Ok(found)
+    }
+
+    /// Complaints whose reporter gave `nik`, found by its keyed hash (the
+    /// NIK itself is stored nowhere); audited as `lookup_nik` for `reader`.
+    pub async fn find_by_nik(
+        &self,
+        nik: &Nik,
+        reader: &str,
+    ) -> Result<Vec<ComplaintId>, StoreError> {
+        let hash = self.inner.key.nik_hash(nik);
+        let found = self
+            .inner
+            .readers
+            .run(move |conn| identity::complaints_by_nik(conn, &hash))
+            .await?;
+        self.audit(vec![AuditEntry {
+            actor: reader.to_owned(),
+            action: AuditAction::LookupNik,
+            subject: "-".into(),
+            detail: format!("{} complaint(s) matched", found.len()),
+        }])
+        .await?;
+        Ok(found)
+    }
+
+    /// Appends `entries` to the audit log; resolves once they are durable.
+    pub async fn audit(&self, entries: Vec<AuditEntry>) -> Result<(), StoreError> {
+        self.call(|reply| writer::Command::Audit(entries, reply))
+            .await
+    }
+
+    /// Walks the audit log's hash chain; see [`AuditVerdict`].
+    pub async fn verify_audit(&self) -> Result<AuditVerdict, StoreError> {
+        self.inner.readers.run(audit::verify).await
     }
 
     /// Sets a cursor (see [`CursorUpdate`] for which kinds may go back).
@@ -622,9 +664,10 @@ impl Store {
 
     /// Stored events after a seq, for replication.
     pub async fn event_run(&self, req: RunRequest) -> Result<EventRun, StoreError> {
+        let key = self.inner.key.clone();
         self.inner
             .readers
-            .run(move |conn| read::event_run(conn, &req))
+            .run(move |conn| read::event_run(conn, &key, &req))
             .await
     }
 
@@ -646,9 +689,10 @@ impl Store {
         &self,
         peer: Option<String>,
     ) -> Result<Vec<QuarantineEntry>, StoreError> {
+        let key = self.inner.key.clone();
         self.inner
             .readers
-            .run(move |conn| read::quarantined(conn, peer.as_deref()))
+            .run(move |conn| read::quarantined(conn, &key, peer.as_deref()))
             .await
     }
 

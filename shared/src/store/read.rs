@@ -10,13 +10,15 @@ use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value};
 
 use super::connection::open_reader;
+use super::identity::{self, QUARANTINE_AAD};
 use super::migrations::SCHEMA_VERSION;
 use super::writer::events_of;
 use super::{
     ComplaintFilter, ComplaintKey, ComplaintView, CursorKind, EventRun, MAX_PAGE_SIZE, Page,
     PageRequest, PeerInfo, QuarantineEntry, RunRequest, StoreError, StoreStats,
 };
-use crate::domain::{ComplaintId, Event, Seq, SiteCode, SiteRole};
+use crate::crypto::SiteKey;
+use crate::domain::{ComplaintId, Event, EventId, Seq, SiteCode, SiteRole};
 use crate::proto::{convert, v1};
 
 /// Idle reader connections kept for reuse.
@@ -71,8 +73,9 @@ pub(super) fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-/// The canonical stored form of an event: its protobuf encoding. Encoding a
-/// domain value is deterministic, so equal events give equal bytes.
+/// The canonical encoding of an event: its protobuf encoding. Encoding a
+/// domain value is deterministic, so equal events give equal bytes. (The
+/// store keeps Created events without identity: `identity::stored_form`.)
 pub(super) fn encode_event(event: &Event) -> Vec<u8> {
     convert::event_to_proto(event).encode_to_vec()
 }
@@ -262,24 +265,34 @@ pub(super) fn cursors(
     Ok(out)
 }
 
-pub(super) fn event_run(conn: &Connection, req: &RunRequest) -> Result<EventRun, StoreError> {
-    let mut sql = String::from("SELECT seq, payload, received_from FROM events WHERE seq > ?");
+pub(super) fn event_run(
+    conn: &Connection,
+    key: &SiteKey,
+    req: &RunRequest,
+) -> Result<EventRun, StoreError> {
+    // The identity of a non-anonymous Created event goes back into it: a
+    // peer receives the canonical event. `local` identities never do.
+    let mut sql = String::from(
+        "SELECT e.seq, e.payload, e.received_from, e.event_id, i.sealed FROM events e
+         LEFT JOIN identities i ON e.kind = 'created' AND i.event_id = e.event_id AND i.scope = 'event'
+         WHERE e.seq > ?",
+    );
     let mut params = vec![Value::Integer(req.after.0 as i64)];
     if let Some(region) = &req.region {
         match region.role() {
             SiteRole::National => {}
             SiteRole::Province => {
-                sql.push_str(" AND district >= ? AND district < ?");
+                sql.push_str(" AND e.district >= ? AND e.district < ?");
                 params.push(Value::Text(format!("{region}.")));
                 params.push(Value::Text(format!("{region}/")));
             }
             SiteRole::Node => {
-                sql.push_str(" AND district = ?");
+                sql.push_str(" AND e.district = ?");
                 params.push(Value::Text(region.to_string()));
             }
         }
     }
-    sql.push_str(" ORDER BY seq");
+    sql.push_str(" ORDER BY e.seq");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
     let mut run = EventRun {
@@ -296,7 +309,15 @@ pub(super) fn event_run(conn: &Connection, req: &RunRequest) -> Result<EventRun,
             run.through = seq;
             continue;
         }
-        let payload: Vec<u8> = row.get(1)?;
+        let mut payload: Vec<u8> = row.get(1)?;
+        if let Some(sealed) = row.get::<_, Option<Vec<u8>>>(4)? {
+            let id: Vec<u8> = row.get(3)?;
+            let id = uuid::Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
+                seq: seq.0 as i64,
+                reason: format!("event id: {e}"),
+            })?;
+            payload = identity::attach(key, seq.0 as i64, EventId(id), &payload, &sealed)?;
+        }
         if !run.events.is_empty()
             && (run.events.len() >= req.max_events || bytes + payload.len() > req.max_bytes)
         {
@@ -324,23 +345,36 @@ pub(super) fn backlog(
 
 pub(super) fn quarantined(
     conn: &Connection,
+    key: &SiteKey,
     peer: Option<&str>,
 ) -> Result<Vec<QuarantineEntry>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT id, received_from, event_id, reason, recorded_at_ms, payload FROM quarantine
+        "SELECT id, received_from, event_id, reason, recorded_at_ms, payload, sealed FROM quarantine
          WHERE replayed_at_ms IS NULL AND (?1 IS NULL OR received_from = ?1) ORDER BY id",
     )?;
     let rows = stmt.query_map([peer], |r| {
-        Ok(QuarantineEntry {
-            id: r.get(0)?,
-            received_from: r.get(1)?,
-            event_id: r.get(2)?,
-            reason: r.get(3)?,
-            recorded_at_ms: r.get(4)?,
-            payload: r.get(5)?,
-        })
+        Ok((
+            QuarantineEntry {
+                id: r.get(0)?,
+                received_from: r.get(1)?,
+                event_id: r.get(2)?,
+                reason: r.get(3)?,
+                recorded_at_ms: r.get(4)?,
+                payload: r.get(5)?,
+            },
+            r.get::<_, i64>(6)? != 0,
+        ))
     })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    let mut out = Vec::new();
+    for row in rows {
+        let (mut entry, sealed) = row?;
+        if sealed {
+            let what = format!("quarantine record {}", entry.id);
+            entry.payload = identity::open_record(key, QUARANTINE_AAD, &what, &entry.payload)?;
+        }
+        out.push(entry);
+    }
+    Ok(out)
 }
 
 pub(super) fn integrity_check(conn: &Connection) -> Result<Vec<String>, StoreError> {

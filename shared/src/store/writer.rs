@@ -6,20 +6,24 @@
 //! without `block_in_place`, and its queue is the natural place to batch.
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rand::Rng as _;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::audit::{self, AuditAction, AuditEntry};
 use super::connection::open_writer;
 use super::custody;
+use super::identity::{self, CONFLICT_AAD, StoredEvent};
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
 use super::{
     Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate, Reply,
     StoreConfig, StoreError, Submitted,
 };
+use crate::crypto::SiteKey;
 use crate::domain::{ComplaintId, Event, EventBody, EventId, Seq, SiteCode, TrackingNumber};
 use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
 use crate::lifecycle::{self, ComplaintState};
@@ -28,9 +32,15 @@ use crate::lifecycle::{self, ComplaintState};
 pub(super) enum Command {
     Submit(Box<PreparedSubmit>, Reply<Submitted>),
     AddEvent(NewEvent, Reply<Appended>),
-    /// Events with their canonical encodings (made by the caller, off the
-    /// writer thread).
-    ApplyRemote(Incoming, Vec<Vec<u8>>, Reply<ApplyOutcome>),
+    /// Events in their stored forms and the quarantined records sealed
+    /// (both made by the caller, off the writer thread).
+    ApplyRemote(
+        Incoming,
+        Vec<StoredEvent>,
+        Vec<Vec<u8>>,
+        Reply<ApplyOutcome>,
+    ),
+    Audit(Vec<AuditEntry>, Reply<()>),
     SetCursor(CursorUpdate, Reply<()>),
     MarkReplayed(Vec<i64>, Reply<()>),
     RecordPeer(PeerUpdate, Reply<()>),
@@ -43,7 +53,7 @@ impl Command {
     /// Rough cost, so one group stays a bounded transaction.
     fn weight(&self) -> usize {
         match self {
-            Command::ApplyRemote(inc, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
+            Command::ApplyRemote(inc, _, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
             _ => 1,
         }
     }
@@ -57,21 +67,24 @@ const MAX_GROUP_WEIGHT: usize = 8192;
 
 pub(super) struct Started {
     pub sender: mpsc::Sender<Command>,
+    pub key: Arc<SiteKey>,
     pub receipts: watch::Receiver<u64>,
     pub minter: Arc<Mutex<Minter>>,
     pub head: watch::Receiver<Seq>,
     pub thread: std::thread::JoinHandle<()>,
 }
 
-/// Opens, migrates and binds the database to its site, then starts the
-/// writer thread.
-pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
+/// Opens, migrates and binds the database to its site and its key (sealing
+/// what an older version left in plain text), then starts the writer thread.
+pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, StoreError> {
     let mut conn = open_writer(&config.path).map_err(|source| StoreError::Open {
         path: config.path.clone(),
         source,
     })?;
     migrate(&mut conn)?;
     let instance = bind_site(&conn, &config.site)?;
+    let key = Arc::new(identity::bind_key(&conn, key_path)?);
+    identity::seal_plaintext(&mut conn, &key, &config.site)?;
     let (hlc, tracking_next): (i64, i64) = conn.query_row(
         "SELECT hlc, tracking_next FROM writer_state WHERE id = 1",
         [],
@@ -88,6 +101,7 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
     }));
     let writer = Writer {
         conn,
+        key: key.clone(),
         site: config.site.clone(),
         minter: minter.clone(),
         head: head as u64,
@@ -104,6 +118,7 @@ pub(super) fn start(config: &StoreConfig) -> Result<Started, StoreError> {
         })?;
     Ok(Started {
         sender: tx,
+        key,
         receipts: receipts_rx,
         minter,
         head: head_rx,
@@ -192,10 +207,12 @@ pub(super) fn lock(minter: &Mutex<Minter>) -> MutexGuard<'_, Minter> {
     minter.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A new complaint stamped and encoded by its caller.
+/// A new complaint stamped, encoded and sealed by its caller.
 pub(super) struct PreparedSubmit {
+    /// The Created event (its intake without an anonymous reporter's
+    /// identity, which is only in `stored.identity`, scope `local`).
     pub event: Event,
-    pub payload: Vec<u8>,
+    pub stored: StoredEvent,
     pub state: ComplaintState,
     /// The complaint id came from the client, so this may repeat a request.
     pub retry: bool,
@@ -203,6 +220,7 @@ pub(super) struct PreparedSubmit {
 
 struct Writer {
     conn: Connection,
+    key: Arc<SiteKey>,
     site: SiteCode,
     minter: Arc<Mutex<Minter>>,
     /// Highest seq written (committed or in the open group).
@@ -234,8 +252,9 @@ impl Pending {
             Command::AddEvent(_, reply) => {
                 Pending::AddEvent(reply, Box::new(Err(StoreError::Closed)))
             }
-            Command::ApplyRemote(_, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
-            Command::SetCursor(_, reply)
+            Command::ApplyRemote(_, _, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
+            Command::Audit(_, reply)
+            | Command::SetCursor(_, reply)
             | Command::MarkReplayed(_, reply)
             | Command::RecordPeer(_, reply)
             | Command::RecordCustody(_, _, _, reply) => {
@@ -358,6 +377,7 @@ impl Writer {
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
         let mut ctx = Ctx {
             site: &self.site,
+            key: &self.key,
             minter: &self.minter,
             head: &mut self.head,
         };
@@ -383,12 +403,30 @@ impl Writer {
                     }
                 }
                 Command::AddEvent(e, reply) => {
+                    let (actor, complaint) = (e.actor.clone(), e.complaint_id);
                     let r = in_savepoint(&tx, |conn| ctx.add_event(conn, e));
+                    if let Err(StoreError::OutOfScope { site, district }) = &r {
+                        // Recorded outside the rolled-back savepoint: the
+                        // refusal is a fact even though nothing was written.
+                        let entry = AuditEntry {
+                            actor: format!("operator:{actor}"),
+                            action: AuditAction::RefusedWrite,
+                            subject: complaint.to_string(),
+                            detail: format!("event of district {district} outside site {site}"),
+                        };
+                        if let Err(e) = audit::append(&tx, &[entry], now_ms()) {
+                            abort = Some(e);
+                        }
+                    }
                     pending.push(Pending::AddEvent(reply, Box::new(r)));
                 }
-                Command::ApplyRemote(inc, payloads, reply) => {
-                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc, &payloads));
+                Command::ApplyRemote(inc, stored, sealed, reply) => {
+                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc, &stored, &sealed));
                     pending.push(Pending::Apply(reply, r));
+                }
+                Command::Audit(entries, reply) => {
+                    let r = in_savepoint(&tx, |conn| audit::append(conn, &entries, now_ms()));
+                    pending.push(Pending::Unit(reply, r));
                 }
                 // Single statements: SQLite rolls a failed statement back by itself.
                 Command::SetCursor(update, reply) => {
@@ -463,6 +501,7 @@ fn in_savepoint<T>(
 /// What a request may touch besides the connection.
 struct Ctx<'a> {
     site: &'a SiteCode,
+    key: &'a SiteKey,
     minter: &'a Mutex<Minter>,
     head: &'a mut u64,
 }
@@ -481,23 +520,40 @@ impl Ctx<'_> {
         if p.retry
             && let Some(existing) = created_event(conn, p.event.complaint_id)?
         {
+            // The stored intake has no identity; compare it with the
+            // identity-free intake, and identities (opened) separately.
+            let mut bare = (**intake).clone();
+            bare.reporter = None;
+            let held = identity::held(conn, self.key, existing.id)?;
+            let same_identity = match (&held, &p.stored.identity) {
+                (None, None) => true,
+                (Some((scope, stored)), Some(new)) => {
+                    *scope == new.scope && *stored == new.reporter
+                }
+                _ => false,
+            };
             return match &existing.body {
                 EventBody::Created {
                     tracking_number,
                     intake: stored,
-                } if stored == intake && existing.actor == p.event.actor => Ok(Submitted {
-                    complaint_id: existing.complaint_id,
-                    tracking_number: tracking_number.clone(),
-                    event_id: existing.id,
-                    hlc: existing.hlc,
-                    duplicate: true,
-                }),
+                } if **stored == bare && same_identity && existing.actor == p.event.actor => {
+                    Ok(Submitted {
+                        complaint_id: existing.complaint_id,
+                        tracking_number: tracking_number.clone(),
+                        event_id: existing.id,
+                        hlc: existing.hlc,
+                        duplicate: true,
+                    })
+                }
                 _ => Err(StoreError::Conflict(existing.id)),
             };
         }
         let seq = self
-            .insert_event(conn, &p.event, &p.payload, None, None)?
+            .insert_event(conn, &p.event, &p.stored.payload, None, None)?
             .ok_or(StoreError::Conflict(p.event.id))?;
+        if let Some(sealed) = &p.stored.identity {
+            identity::insert(conn, &p.event, sealed)?;
+        }
         upsert_complaint(conn, &p.state, seq)?;
         Ok(Submitted {
             complaint_id: p.event.complaint_id,
@@ -537,11 +593,9 @@ impl Ctx<'_> {
             return Err(StoreError::Conflict(id));
         }
         if !self.site.covers(&state.district) {
-            return Err(StoreError::Rejected {
-                reason: format!(
-                    "complaint of district {} is outside site {}",
-                    state.district, self.site
-                ),
+            return Err(StoreError::OutOfScope {
+                site: self.site.clone(),
+                district: state.district.clone(),
             });
         }
         // A new event is stamped after everything the complaint already
@@ -569,6 +623,7 @@ impl Ctx<'_> {
         let state = lifecycle::fold(&events)
             .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
         upsert_complaint(conn, &state, seq)?;
+        identity::on_anonymous(conn, self.site, &state)?;
         Ok(Appended {
             event_id: event.id,
             hlc: event.hlc,
@@ -581,28 +636,37 @@ impl Ctx<'_> {
         &mut self,
         conn: &Connection,
         inc: Incoming,
-        payloads: &[Vec<u8>],
+        stored: &[StoredEvent],
+        sealed_quarantine: &[Vec<u8>],
     ) -> Result<ApplyOutcome, StoreError> {
         let mut out = ApplyOutcome::default();
         let now = now_ms();
-        for q in &inc.quarantine {
+        for (q, sealed) in inc.quarantine.iter().zip(sealed_quarantine) {
             conn.prepare_cached(
-                "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
             )?
-            .execute(params![inc.from.as_str(), q.event_id, q.payload, q.reason, now])?;
+            .execute(params![inc.from.as_str(), q.event_id, sealed, q.reason, now])?;
             out.quarantined += 1;
         }
+        audit::append(
+            conn,
+            &identity::quarantine_audit(&inc.from, &inc.quarantine),
+            now,
+        )?;
         // Complaints whose row must be refolded, with the seq of their last new event.
         let mut touched: Vec<(ComplaintId, u64, bool)> = Vec::new();
         let mut seen = BTreeSet::new();
         if let Some(latest) = inc.events.iter().map(|e| e.hlc).max() {
             lock(self.minter).clock.observe(latest);
         }
-        for (i, (event, payload)) in inc.events.iter().zip(payloads).enumerate() {
+        for (i, (event, form)) in inc.events.iter().zip(stored).enumerate() {
             let source_seq = inc.source_seqs.get(i).copied();
-            match self.insert_event(conn, event, payload, Some(&inc.from), source_seq)? {
+            match self.insert_event(conn, event, &form.payload, Some(&inc.from), source_seq)? {
                 Some(seq) => {
                     out.accepted += 1;
+                    if let Some(sealed) = &form.identity {
+                        identity::insert(conn, event, sealed)?;
+                    }
                     let created = matches!(event.body, EventBody::Created { .. });
                     if seen.insert(event.complaint_id) {
                         touched.push((event.complaint_id, seq, created));
@@ -615,10 +679,10 @@ impl Ctx<'_> {
                     let stored: Vec<u8> = conn
                         .prepare_cached("SELECT payload FROM events WHERE event_id = ?1")?
                         .query_row([event.id.0.as_bytes().as_slice()], |r| r.get(0))?;
-                    if stored == *payload {
+                    if stored == form.payload && identity::same_identity(conn, self.key, event)? {
                         out.duplicates += 1;
                     } else {
-                        record_conflict(conn, event, Some(&inc.from))?;
+                        record_conflict(conn, self.key, event, Some(&inc.from))?;
                         out.conflicts += 1;
                     }
                 }
@@ -637,6 +701,7 @@ impl Ctx<'_> {
             // row appears when the Created does.
             if let Some(state) = state {
                 upsert_complaint(conn, &state, seq)?;
+                identity::on_anonymous(conn, self.site, &state)?;
             }
         }
         if let Some(cursor) = &inc.cursor {
@@ -756,14 +821,17 @@ fn upsert_complaint(conn: &Connection, state: &ComplaintState, seq: u64) -> Resu
     }
 }
 
+/// Keeps the refused copy, sealed whole: it may carry identity.
 fn record_conflict(
     conn: &Connection,
+    key: &SiteKey,
     event: &Event,
     from: Option<&SiteCode>,
 ) -> Result<(), StoreError> {
     tracing::warn!(event = %event.id, from = ?from.map(SiteCode::as_str), "event id stored with different content; recorded as conflict");
-    conn.prepare_cached("INSERT INTO conflicts (event_id, received_from, payload, recorded_at_ms) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![event.id.0.as_bytes().as_slice(), from.map(SiteCode::as_str), encode_event(event), now_ms()])?;
+    let sealed = key.seal(CONFLICT_AAD, &encode_event(event));
+    conn.prepare_cached("INSERT INTO conflicts (event_id, received_from, payload, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, 1)")?
+        .execute(params![event.id.0.as_bytes().as_slice(), from.map(SiteCode::as_str), sealed, now_ms()])?;
     Ok(())
 }
 

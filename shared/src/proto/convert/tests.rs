@@ -194,6 +194,71 @@ fn refusals_never_echo_personal_data() {
     }
 }
 
+fn created_event(intake: v1::ComplaintIntake) -> v1::Event {
+    let mut e = valid_event(Kind::Created(v1::Created {
+        tracking_number: "1113-K7Q-000001".into(),
+        intake: Some(intake),
+    }));
+    e.origin_site = "11.13".into();
+    e
+}
+
+#[test]
+fn an_anonymous_submission_may_record_identity_but_no_anonymous_event_carries_it() {
+    let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let mut p = valid_intake();
+    p.privacy = Some(privacy(true, false));
+    let at_node = intake_from_submission(p.clone(), today).unwrap();
+    assert!(at_node.privacy.anonymous);
+    assert_eq!(
+        at_node.reporter.map(|r| r.phone),
+        Some(Some("+6281234567890".into())),
+        "validated and normalised like any identity"
+    );
+    assert_eq!(
+        intake_from_proto(p.clone()).unwrap_err().fields(),
+        ["intake.reporter"]
+    );
+    let err = event_from_proto(created_event(p)).unwrap_err();
+    assert_eq!(err.fields(), ["body.created.intake.reporter"]);
+}
+
+#[test]
+fn a_non_anonymous_created_event_may_arrive_with_identity_withheld() {
+    let today = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let mut p = valid_intake();
+    p.reporter = None;
+    let event = event_from_proto(created_event(p.clone())).unwrap();
+    match event.body {
+        EventBody::Created { intake, .. } => {
+            assert!(!intake.privacy.anonymous);
+            assert_eq!(intake.reporter, None);
+        }
+        other => panic!("not created: {other:?}"),
+    }
+    assert_eq!(
+        intake_from_submission(p, today).unwrap_err().fields(),
+        ["intake.reporter"],
+        "entering a named complaint still requires the name"
+    );
+}
+
+#[test]
+fn a_reporter_round_trips_on_its_own() {
+    let p = valid_intake().reporter.unwrap();
+    let r = reporter_from_proto(p, "reporter").unwrap();
+    assert_eq!(
+        reporter_from_proto(reporter_to_proto(&r), "reporter").unwrap(),
+        r
+    );
+    let mut bad = reporter_to_proto(&r);
+    bad.nik = "123".into();
+    assert_eq!(
+        reporter_from_proto(bad, "reporter").unwrap_err().fields(),
+        ["reporter.nik"]
+    );
+}
+
 fn valid_event(body: Kind) -> v1::Event {
     v1::Event {
         event_id: Uuid::now_v7().to_string(),
