@@ -41,6 +41,8 @@ pub enum Command {
     Nodes(NodesArgs),
     /// Records refused by validation or authorization: list or replay them.
     Quarantine(QuarantineArgs),
+    /// The audit log of reporter-identity reads and refused writes.
+    Audit(AuditArgs),
     /// Print the commented example config (or the effective one).
     PrintConfig(PrintConfigArgs),
     /// Load and validate the config, then print a one-line summary.
@@ -96,6 +98,22 @@ pub struct NodesArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the log's hash chain; exit 1 at the first broken link.
+    Verify {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
 pub struct QuarantineArgs {
     #[command(subcommand)]
     pub command: QuarantineCommand,
@@ -146,6 +164,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Overdue(args) => status::overdue(&config, args).await,
         Command::Nodes(args) => children::nodes(&config, args).await,
         Command::Quarantine(args) => children::quarantine(&config, args).await,
+        Command::Audit(args) => status::audit(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),
         Command::CheckConfig => init::check_config(&config),
     }

@@ -72,13 +72,18 @@ pub struct SiteSection {
     pub code: String,
 }
 
-/// `[store]`: where the database lives.
+/// `[store]`: where the database and its key live.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// The SQLite file; relative paths are resolved against the config
     /// file's directory by [`HubConfig::load`].
     pub path: PathBuf,
+    /// The site key that seals reporter identity; `site.key` beside the
+    /// database when absent (see [`HubConfig::key_path`]). Relative paths
+    /// are resolved like `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<PathBuf>,
 }
 
 /// `[server]`: the gRPC listener.
@@ -156,6 +161,9 @@ pub enum ConfigError {
     /// `store.path` is empty.
     #[error("store.path is empty")]
     EmptyStorePath,
+    /// `store.key_path` is set but empty.
+    #[error("store.key_path is empty (leave it out for site.key beside the database)")]
+    EmptyKeyPath,
     /// `upstream.url` is not an http(s) URL with a host.
     #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
     UpstreamUrl { value: String },
@@ -179,9 +187,15 @@ impl HubConfig {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.store.path.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.store.path = base.join(&config.store.path);
+        }
+        if let Some(key) = &mut config.store.key_path
+            && key.is_relative()
+            && !key.as_os_str().is_empty()
+        {
+            *key = base.join(&*key);
         }
         config.validate()?;
         Ok(config)
@@ -198,6 +212,14 @@ impl HubConfig {
         self.site_code()?;
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::EmptyStorePath);
+        }
+        if self
+            .store
+            .key_path
+            .as_ref()
+            .is_some_and(|k| k.as_os_str().is_empty())
+        {
+            return Err(ConfigError::EmptyKeyPath);
         }
         match (&self.upstream, self.site.role) {
             (Some(_), HubRole::National) => return Err(ConfigError::NationalUpstream),
@@ -236,6 +258,15 @@ impl HubConfig {
             _ => return Err(mismatch()),
         }
         Ok(code)
+    }
+
+    /// The site key file: `store.key_path`, or `site.key` beside the
+    /// database.
+    pub fn key_path(&self) -> PathBuf {
+        self.store
+            .key_path
+            .clone()
+            .unwrap_or_else(|| lapor_shared::crypto::key_path_beside(&self.store.path))
     }
 
     /// What the store needs to open this hub's database.
@@ -392,6 +423,20 @@ mod tests {
         assert_eq!(config.site.code, "00");
         assert_eq!(config.store.path, Path::new("/srv/nasional/hub.db"));
         assert_eq!(config.server.listen, listen);
+    }
+
+    #[test]
+    fn the_key_defaults_beside_the_database_unless_configured() {
+        let config = HubConfig::parse(TEMPLATE).unwrap();
+        assert_eq!(config.key_path(), Path::new("/var/lib/lapor-hub/site.key"));
+        let text = TEMPLATE.replace(
+            "# key_path = \"/var/lib/lapor-hub/site.key\"",
+            "key_path = \"/etc/lapor-hub/site.key\"",
+        );
+        assert_ne!(text, TEMPLATE, "the template documents key_path");
+        let config = HubConfig::parse(&text).unwrap();
+        config.validate().unwrap();
+        assert_eq!(config.key_path(), Path::new("/etc/lapor-hub/site.key"));
     }
 
     #[test]

@@ -3,14 +3,15 @@
 //!
 //! `init` writes the commented template with this hub's role and code (never
 //! over an existing file unless `--force`), then creates and migrates the
-//! database, so the first `run` finds everything in place.
+//! database and its site key (mode 0600, beside the database unless
+//! `store.key_path` says otherwise; an existing key is kept, never
+//! replaced), so the first `run` finds everything in place.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use lapor_shared::domain::SiteCode;
-use lapor_shared::store::Store;
 
 use crate::cli::{InitArgs, PrintConfigArgs};
 use crate::config::{HubConfig, TEMPLATE, render_template};
@@ -59,10 +60,8 @@ pub async fn init(config_path: &Path, args: InitArgs) -> anyhow::Result<ExitCode
     std::fs::write(config_path, text)
         .with_context(|| format!("write config {}", config_path.display()))?;
 
-    let store_config = config.store_config()?;
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
+    let store = crate::open_store(&config)
         .await
-        .context("join the store-opening task")?
         .with_context(|| format!("create database {}", db_path.display()))?;
     let stats = store.stats().await.context("read store stats")?;
     store.close().await.context("close the store")?;
@@ -75,11 +74,20 @@ pub async fn init(config_path: &Path, args: InitArgs) -> anyhow::Result<ExitCode
         args.role.as_str(),
         stats.site
     );
+    print_key_line(&config.key_path());
     println!(
         "start the hub with: lapor-hub --config {} run",
         config_path.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Tells the operator where the key is and why it matters.
+fn print_key_line(key: &Path) {
+    println!(
+        "site key {} (mode 0600): back it up apart from the database; without it reporter identities cannot be read",
+        key.display()
+    );
 }
 
 /// The directory a relative config path lives in, made absolute so the

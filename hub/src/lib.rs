@@ -12,7 +12,8 @@
 //! - [`config`]: `HubConfig` (TOML), role/code validation, the template.
 //! - [`server`]: the gRPC server and the shutdown order.
 //! - [`init`]: `init`, `print-config`, `check-config`.
-//! - [`status`]: `status` output (a struct, so fields can be added).
+//! - [`status`]: `status` output (a struct, so fields can be added) and
+//!   `audit verify`.
 //!
 //! The node crate mirrors this layout file for file; it adds `intake`,
 //! `submit` and `view`, which only a district has.
@@ -58,16 +59,9 @@ impl Hub {
     /// # Errors
     /// An invalid role/code, or a store that cannot be opened.
     pub async fn open(config: HubConfig) -> anyhow::Result<Hub> {
-        let store_config = config.store_config()?;
-        let site = store_config.site.clone();
-        let path = store_config.path.clone();
-        let lock = lock_store(&path)?;
-        // Opening migrates the schema: blocking SQLite work, kept off the
-        // async workers.
-        let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-            .await
-            .context("join the store-opening task")?
-            .with_context(|| format!("open store {}", path.display()))?;
+        let site = config.site_code()?;
+        let lock = lock_store(&config.store.path)?;
+        let store = open_store(&config).await?;
         let upstream = config.upstream.as_ref().map(|u| u.url.clone());
         let deadlines = config.deadlines.clone();
         Ok(Hub {
@@ -103,6 +97,22 @@ impl Hub {
         drop(lock);
         result
     }
+}
+
+/// Opens the store of `config` with its site key (`store.key_path`).
+///
+/// The key is created, mode 0600, only with a new database; for an existing
+/// one a missing key, or one readable beyond its owner, stops here with an
+/// error naming the file and the fix. Opening migrates the schema: blocking
+/// SQLite work, kept off the async workers.
+pub async fn open_store(config: &HubConfig) -> anyhow::Result<Store> {
+    let store_config = config.store_config()?;
+    let path = store_config.path.clone();
+    let key_path = config.key_path();
+    tokio::task::spawn_blocking(move || Store::open_with_key_file(store_config, &key_path))
+        .await
+        .context("join the store-opening task")?
+        .with_context(|| format!("open store {}", path.display()))
 }
 
 /// Takes the exclusive advisory lock beside the database (`hub.db` ->

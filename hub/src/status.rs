@@ -19,7 +19,7 @@ use lapor_shared::replication::report::{
 use lapor_shared::store::{Store, StoreStats};
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::{AuditArgs, AuditCommand, StatusArgs};
 use crate::init::load;
 
 /// What `status --json` prints.
@@ -151,18 +151,37 @@ pub(crate) async fn open_existing(
     config_path: &Path,
 ) -> anyhow::Result<(Store, std::path::PathBuf)> {
     let config = load(config_path)?;
-    let store_config = config.store_config()?;
-    let path = store_config.path.clone();
+    let path = config.store.path.clone();
     anyhow::ensure!(
         path.exists(),
         "find database {}: run `lapor-hub init` first",
         path.display()
     );
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await
-        .context("join the store-opening task")?
-        .with_context(|| format!("open store {}", path.display()))?;
+    let store = crate::open_store(&config).await?;
     Ok((store, path))
+}
+
+/// `lapor-hub audit verify`: walks the audit log's hash chain (it works
+/// beside a running hub) and exits 1 at the first broken link.
+pub async fn audit(config_path: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Verify { json } = args.command;
+    let (store, _) = open_existing(config_path).await?;
+    let verdict = store.verify_audit().await;
+    store.close().await.context("close the store")?;
+    let verdict = verdict.context("verify the audit log")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&verdict).context("serialise the verdict")?
+        );
+    } else {
+        println!("{verdict}");
+    }
+    Ok(if verdict.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// `lapor-hub overdue`: complaints past their LAPOR deadline on this hub's

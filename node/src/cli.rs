@@ -44,6 +44,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Complaints past their LAPOR deadline (judged on the hub's clock).
     Overdue(OverdueArgs),
+    /// The audit log of reporter-identity reads and refused writes.
+    Audit(AuditArgs),
     /// Print the commented example config (or the effective one).
     PrintConfig(PrintConfigArgs),
     /// Load and validate the config, then print a one-line summary.
@@ -101,6 +103,26 @@ pub struct ShowArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
+    /// For an anonymous complaint, also print the identity recorded at this
+    /// node (it never leaves the node; the read is audited).
+    #[arg(long)]
+    pub local_identity: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    #[command(subcommand)]
+    pub command: AuditCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the log's hash chain; exit 1 at the first broken link.
+    Verify {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -167,6 +189,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Show(args) => view::show(&config, args).await,
         Command::Status(args) => status::status(&config, args).await,
         Command::Overdue(args) => view::overdue(&config, args).await,
+        Command::Audit(args) => status::audit(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),
         Command::CheckConfig => init::check_config(&config),
     }

@@ -52,13 +52,18 @@ pub struct SiteSection {
     pub code: String,
 }
 
-/// `[store]`: where the database lives.
+/// `[store]`: where the database and its key live.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
     /// The SQLite file; relative paths are resolved against the config
     /// file's directory by [`NodeConfig::load`].
     pub path: PathBuf,
+    /// The site key that seals reporter identity; `site.key` beside the
+    /// database when absent (see [`NodeConfig::key_path`]). Relative paths
+    /// are resolved like `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_path: Option<PathBuf>,
 }
 
 /// `[server]`: the gRPC listener.
@@ -134,6 +139,9 @@ pub enum ConfigError {
     /// `store.path` is empty.
     #[error("store.path is empty")]
     EmptyStorePath,
+    /// `store.key_path` is set but empty.
+    #[error("store.key_path is empty (leave it out for site.key beside the database)")]
+    EmptyKeyPath,
     /// `upstream.url` is not an http(s) URL with a host.
     #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
     UpstreamUrl { value: String },
@@ -154,9 +162,15 @@ impl NodeConfig {
             path: path.to_owned(),
             source: Box::new(source),
         })?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if config.store.path.is_relative() {
-            let base = path.parent().unwrap_or(Path::new("."));
             config.store.path = base.join(&config.store.path);
+        }
+        if let Some(key) = &mut config.store.key_path
+            && key.is_relative()
+            && !key.as_os_str().is_empty()
+        {
+            *key = base.join(&*key);
         }
         config.validate()?;
         Ok(config)
@@ -172,6 +186,14 @@ impl NodeConfig {
         self.site_code()?;
         if self.store.path.as_os_str().is_empty() {
             return Err(ConfigError::EmptyStorePath);
+        }
+        if self
+            .store
+            .key_path
+            .as_ref()
+            .is_some_and(|k| k.as_os_str().is_empty())
+        {
+            return Err(ConfigError::EmptyKeyPath);
         }
         if let Some(upstream) = &self.upstream {
             check_upstream_url(&upstream.url)?;
@@ -209,6 +231,15 @@ impl NodeConfig {
                 offset_ms: self.testing.clock_offset_ms,
             },
         })
+    }
+
+    /// The site key file: `store.key_path`, or `site.key` beside the
+    /// database.
+    pub fn key_path(&self) -> PathBuf {
+        self.store
+            .key_path
+            .clone()
+            .unwrap_or_else(|| lapor_shared::crypto::key_path_beside(&self.store.path))
     }
 
     /// The endpoint local clients (`submit`) dial: the listen address, with
@@ -361,6 +392,23 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let config = NodeConfig::load(&path).unwrap();
         assert_eq!(config.store.path, dir.path().join("data/node.db"));
+    }
+
+    #[test]
+    fn the_key_defaults_beside_the_database_and_a_relative_one_follows_the_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("node.toml");
+        std::fs::write(&path, TEMPLATE).unwrap();
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.key_path(), Path::new("/var/lib/lapor-node/site.key"));
+        let text = TEMPLATE.replace(
+            "# key_path = \"/var/lib/lapor-node/site.key\"",
+            "key_path = \"keys/site.key\"",
+        );
+        assert_ne!(text, TEMPLATE, "the template documents key_path");
+        std::fs::write(&path, text).unwrap();
+        let config = NodeConfig::load(&path).unwrap();
+        assert_eq!(config.key_path(), dir.path().join("keys/site.key"));
     }
 
     #[test]

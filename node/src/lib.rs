@@ -12,7 +12,8 @@
 //! - [`init`]: `init`, `print-config`, `check-config`.
 //! - [`submit`]: the staff-facing `submit` command.
 //! - [`view`]: `list` and `show` output.
-//! - [`status`]: `status` output (a struct, so fields can be added).
+//! - [`status`]: `status` output (a struct, so fields can be added) and
+//!   `audit verify`.
 //!
 //! Tests and `main` both enter through [`Node::open`] + [`Node::run`] (or
 //! [`run`]), which take an already bound listener and a cancellation token.
@@ -61,16 +62,9 @@ impl Node {
     /// An invalid site code, or a store that cannot be opened (see
     /// `StoreError`: a newer schema, another site's database, I/O).
     pub async fn open(config: NodeConfig) -> anyhow::Result<Node> {
-        let store_config = config.store_config()?;
-        let site = store_config.site.clone();
-        let path = store_config.path.clone();
-        let lock = lock_store(&path)?;
-        // Opening migrates the schema: blocking SQLite work, kept off the
-        // async workers.
-        let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-            .await
-            .context("join the store-opening task")?
-            .with_context(|| format!("open store {}", path.display()))?;
+        let site = config.site_code()?;
+        let lock = lock_store(&config.store.path)?;
+        let store = open_store(&config).await?;
         let upstream = config.upstream.as_ref().map(|u| u.url.clone());
         let deadlines = config.deadlines.clone();
         Ok(Node {
@@ -106,6 +100,22 @@ impl Node {
         drop(lock);
         result
     }
+}
+
+/// Opens the store of `config` with its site key (`store.key_path`).
+///
+/// The key is created, mode 0600, only with a new database; for an existing
+/// one a missing key, or one readable beyond its owner, stops here with an
+/// error naming the file and the fix. Opening migrates the schema: blocking
+/// SQLite work, kept off the async workers.
+pub async fn open_store(config: &NodeConfig) -> anyhow::Result<Store> {
+    let store_config = config.store_config()?;
+    let path = store_config.path.clone();
+    let key_path = config.key_path();
+    tokio::task::spawn_blocking(move || Store::open_with_key_file(store_config, &key_path))
+        .await
+        .context("join the store-opening task")?
+        .with_context(|| format!("open store {}", path.display()))
 }
 
 /// Takes the exclusive advisory lock beside the database (`node.db` ->

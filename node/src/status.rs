@@ -17,7 +17,8 @@ use lapor_shared::replication::report::{UpstreamStatus, upstream_status};
 use lapor_shared::store::{Store, StoreStats};
 use serde::Serialize;
 
-use crate::cli::StatusArgs;
+use crate::cli::{AuditArgs, AuditCommand, StatusArgs};
+use crate::config::NodeConfig;
 use crate::init::load;
 
 /// What `status --json` prints.
@@ -74,17 +75,8 @@ impl NodeStatus {
 /// `lapor-node status`.
 pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let config = load(config_path)?;
-    let store_config = config.store_config()?;
-    let path = store_config.path.clone();
-    anyhow::ensure!(
-        path.exists(),
-        "find database {}: run `lapor-node init` first",
-        path.display()
-    );
-    let store = tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await
-        .context("join the store-opening task")?
-        .with_context(|| format!("open store {}", path.display()))?;
+    let path = config.store.path.clone();
+    let store = open_existing(&config).await?;
     let stats = store.stats().await.context("read store stats");
     let upstream = upstream_status(&store)
         .await
@@ -116,6 +108,40 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `lapor-node audit verify`: walks the audit log's hash chain (it works
+/// beside a running node) and exits 1 at the first broken link.
+pub async fn audit(config_path: &Path, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let AuditCommand::Verify { json } = args.command;
+    let store = open_existing(&load(config_path)?).await?;
+    let verdict = store.verify_audit().await;
+    store.close().await.context("close the store")?;
+    let verdict = verdict.context("verify the audit log")?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&verdict).context("serialise the verdict")?
+        );
+    } else {
+        println!("{verdict}");
+    }
+    Ok(if verdict.is_intact() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Opens the store of an initialised node (never creates one).
+async fn open_existing(config: &NodeConfig) -> anyhow::Result<Store> {
+    let path = &config.store.path;
+    anyhow::ensure!(
+        path.exists(),
+        "find database {}: run `lapor-node init` first",
+        path.display()
+    );
+    crate::open_store(config).await
 }
 
 fn print_text(s: &NodeStatus) {

@@ -8,6 +8,12 @@
 //! The reporter's NIK is masked in all output: staff who need the full
 //! number have it on the intake form, and terminal scrollback and pasted
 //! JSON are where personal data leaks (UU 27/2022).
+//!
+//! `show` runs on the node machine, by staff who hold its data directory,
+//! so it reads reporter identity as an identity reader
+//! (`Caller::local_cli`); every such read is appended to the audit log,
+//! named by the local user (`$USER`). An anonymous complaint's identity,
+//! if staff recorded it, is shown only with `--local-identity`.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -19,8 +25,10 @@ use lapor_shared::domain::{
 };
 use lapor_shared::hlc::Hlc;
 use lapor_shared::lifecycle::ComplaintState;
+use lapor_shared::rpc::caller::Caller;
 use lapor_shared::store::{
-    ComplaintFilter, ComplaintKey, Custody, CustodyTier, MAX_PAGE_SIZE, PageRequest, Store,
+    ComplaintFilter, ComplaintKey, ComplaintView, Custody, CustodyTier, HeldIdentity, IdentityKey,
+    IdentityScope, MAX_PAGE_SIZE, PageRequest, Store,
 };
 use serde::Serialize;
 
@@ -58,7 +66,8 @@ pub struct ComplaintDetail {
     pub incident_date: Option<String>,
     pub anonymous: bool,
     pub secret: bool,
-    /// Absent for anonymous complaints.
+    /// Absent for anonymous complaints (unless `--local-identity`), and
+    /// when no identity was recorded.
     pub reporter: Option<ReporterView>,
     pub dispositions: Vec<String>,
     /// When the complaint was first durable at each tier above this node
@@ -85,6 +94,9 @@ pub struct ReporterView {
     pub nik: Option<String>,
     pub phone: Option<String>,
     pub email: Option<String>,
+    /// Recorded for an anonymous complaint: held at this node only, never
+    /// sent anywhere.
+    pub local_only: bool,
 }
 
 /// One event of a complaint's history.
@@ -103,17 +115,13 @@ pub struct HistoryLine {
 
 async fn open_store(config_path: &Path) -> anyhow::Result<Store> {
     let config = load(config_path)?;
-    let store_config = config.store_config()?;
-    let path = store_config.path.clone();
+    let path = &config.store.path;
     anyhow::ensure!(
         path.exists(),
         "find database {}: run `lapor-node init` first",
         path.display()
     );
-    tokio::task::spawn_blocking(move || Store::open(store_config))
-        .await
-        .context("join the store-opening task")?
-        .with_context(|| format!("open store {}", path.display()))
+    crate::open_store(&config).await
 }
 
 /// `lapor-node list`.
@@ -175,13 +183,13 @@ pub async fn show(config_path: &Path, args: ShowArgs) -> anyhow::Result<ExitCode
         Err(_) => ComplaintKey::Tracking(TrackingNumber(args.key.clone())),
     };
     let store = open_store(config_path).await?;
-    let view = store.get(key).await.context("read the complaint");
+    let found = read_with_identity(&store, key, args.local_identity).await;
     store.close().await.context("close the store")?;
-    let Some(view) = view? else {
+    let Some((view, identity)) = found? else {
         eprintln!("no complaint {} at this site", args.key);
         return Ok(ExitCode::FAILURE);
     };
-    let detail = detail(&view.state, &view.history, &view.custody);
+    let detail = detail(&view.state, identity.as_ref(), &view.history, &view.custody);
     if args.json {
         println!(
             "{}",
@@ -191,6 +199,31 @@ pub async fn show(config_path: &Path, args: ShowArgs) -> anyhow::Result<ExitCode
         print_detail(&detail);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A complaint and, for staff, its reporter identity: always for a named
+/// complaint, for an anonymous one only when asked. Each read is audited.
+async fn read_with_identity(
+    store: &Store,
+    key: ComplaintKey,
+    local_identity: bool,
+) -> anyhow::Result<Option<(ComplaintView, Option<HeldIdentity>)>> {
+    let Some(view) = store.get(key).await.context("read the complaint")? else {
+        return Ok(None);
+    };
+    if view.state.privacy.anonymous && !local_identity {
+        return Ok(Some((view, None)));
+    }
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_owned());
+    let identity = store
+        .read_identities(
+            vec![IdentityKey::from(&view.state)],
+            &Caller::local_cli(&user).audit_actor(),
+        )
+        .await
+        .context("read the reporter identity")?
+        .pop();
+    Ok(Some((view, identity)))
 }
 
 pub fn summary(s: &ComplaintState) -> ComplaintSummary {
@@ -210,7 +243,12 @@ pub fn summary(s: &ComplaintState) -> ComplaintSummary {
     }
 }
 
-pub fn detail(s: &ComplaintState, history: &[Event], custody: &[Custody]) -> ComplaintDetail {
+pub fn detail(
+    s: &ComplaintState,
+    identity: Option<&HeldIdentity>,
+    history: &[Event],
+    custody: &[Custody],
+) -> ComplaintDetail {
     let intake = &s.intake;
     let location = match intake.location.coordinates {
         Some((lat, lon)) => format!("{} ({lat:.5}, {lon:.5})", intake.location.description),
@@ -223,11 +261,12 @@ pub fn detail(s: &ComplaintState, history: &[Event], custody: &[Custody]) -> Com
         incident_date: intake.incident_date.map(|d| d.to_string()),
         anonymous: s.privacy.anonymous,
         secret: s.privacy.secret,
-        reporter: intake.reporter.as_ref().map(|r| ReporterView {
-            name: r.name.clone(),
-            nik: r.nik.as_ref().map(|n| mask_nik(&n.0)),
-            phone: r.phone.clone(),
-            email: r.email.clone(),
+        reporter: identity.map(|h| ReporterView {
+            name: h.reporter.name.clone(),
+            nik: h.reporter.nik.as_ref().map(|n| mask_nik(&n.0)),
+            phone: h.reporter.phone.clone(),
+            email: h.reporter.email.clone(),
+            local_only: h.scope == IdentityScope::Local,
         }),
         dispositions: s
             .dispositions
@@ -389,13 +428,19 @@ fn print_detail(d: &ComplaintDetail) {
     );
     match &d.reporter {
         Some(r) => println!(
-            "  reporter        {} nik={} phone={} email={}",
+            "  reporter        {}{} nik={} phone={} email={}",
+            if r.local_only {
+                "(anonymous; held at this node only) "
+            } else {
+                ""
+            },
             r.name,
             r.nik.as_deref().unwrap_or("-"),
             r.phone.as_deref().unwrap_or("-"),
             r.email.as_deref().unwrap_or("-")
         ),
-        None => println!("  reporter        (anonymous)"),
+        None if d.anonymous => println!("  reporter        (anonymous)"),
+        None => println!("  reporter        (not recorded)"),
     }
     for hop in &d.dispositions {
         println!("  disposition     {hop}");
@@ -461,6 +506,96 @@ pub async fn overdue(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod identity {
+        use lapor_shared::domain::{
+            Intake, Location, Nik, Privacy, RegionCode, Reporter, SiteCode,
+        };
+        use lapor_shared::hlc::SystemClock;
+        use lapor_shared::store::{NewComplaint, StoreConfig};
+
+        use super::super::*;
+
+        async fn submit(store: &Store, anonymous: bool) -> ComplaintKey {
+            let intake = Intake {
+                classification: Classification::Pengaduan,
+                channel: Channel::WalkIn,
+                category: String::new(),
+                title: "Jalan rusak".into(),
+                body: "Jalan desa rusak.".into(),
+                location: Location {
+                    region: RegionCode::parse("11.13.01").unwrap(),
+                    description: String::new(),
+                    coordinates: None,
+                },
+                incident_date: None,
+                privacy: Privacy {
+                    anonymous,
+                    secret: false,
+                },
+                reporter: Some(Reporter {
+                    name: "Cut Aminah".into(),
+                    nik: Some(Nik("1113015507900001".into())),
+                    phone: None,
+                    email: None,
+                }),
+            };
+            let s = store
+                .submit(NewComplaint {
+                    complaint_id: None,
+                    intake,
+                    actor: "petugas".into(),
+                })
+                .await
+                .unwrap();
+            ComplaintKey::Id(s.complaint_id)
+        }
+
+        #[tokio::test]
+        async fn show_reads_identity_masked_and_audited_and_anonymous_only_on_request() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(StoreConfig {
+                path: dir.path().join("node.db"),
+                site: SiteCode::parse("11.13").unwrap(),
+                clock: SystemClock::default(),
+            })
+            .unwrap();
+            let named = submit(&store, false).await;
+            let anonymous = submit(&store, true).await;
+
+            let (view, identity) = read_with_identity(&store, named, false)
+                .await
+                .unwrap()
+                .unwrap();
+            let d = detail(&view.state, identity.as_ref(), &view.history, &view.custody);
+            let r = d.reporter.unwrap();
+            assert_eq!(r.name, "Cut Aminah");
+            assert_eq!(r.nik.as_deref(), Some("111301********01"));
+            assert!(!r.local_only);
+
+            let (view, identity) = read_with_identity(&store, anonymous.clone(), false)
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(
+                identity.is_none(),
+                "anonymous: not without --local-identity"
+            );
+            let d = detail(&view.state, None, &view.history, &view.custody);
+            assert!(d.anonymous && d.reporter.is_none());
+            assert_eq!(store.verify_audit().await.unwrap().rows, 1);
+
+            let (view, identity) = read_with_identity(&store, anonymous, true)
+                .await
+                .unwrap()
+                .unwrap();
+            let d = detail(&view.state, identity.as_ref(), &view.history, &view.custody);
+            assert!(d.reporter.unwrap().local_only);
+            let audit = store.verify_audit().await.unwrap();
+            assert!(audit.is_intact());
+            assert_eq!(audit.rows, 2, "each identity read is audited");
+        }
+    }
 
     #[test]
     fn nik_is_masked_except_region_prefix_and_last_two() {
