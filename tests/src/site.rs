@@ -1,19 +1,22 @@
-//! A site (node or hub) running as a real child process: `init` its config,
-//! start it on `127.0.0.1:0`, learn its port from the readiness line, signal
-//! it, and never leave it behind — [`SiteProcess`] kills the child when
-//! dropped, so a failing assertion leaves no orphan.
+//! A site (node or hub) running as a real child process: `init` its config
+//! (optionally with an `[upstream]` parent), start it on `127.0.0.1:0` (or
+//! on a given address, to restart it where its children expect it), learn
+//! its port from the readiness line, signal it, read what it holds, and
+//! never leave it behind — [`SiteProcess`] kills the child when dropped, so
+//! a failing assertion leaves no orphan.
 //!
 //! A child's stderr (its logs) goes to a file in the test's directory, so a
 //! chatty child can never block on a full pipe, and a failure message can
 //! quote the log ([`SiteProcess::log_tail`]).
 
 use std::fs::OpenOptions;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
+use lapor_shared::proto::v1;
 use lapor_shared::proto::v1::complaints_client::ComplaintsClient;
 use lapor_shared::proto::v1::intake_client::IntakeClient;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
@@ -49,6 +52,20 @@ impl SiteProcess {
     /// The build or spawn failed, or the process exited or stayed silent
     /// before announcing readiness (the error quotes its log).
     pub async fn start(which: Binary, config: &Path) -> anyhow::Result<SiteProcess> {
+        Self::start_at(which, config, SocketAddr::from((Ipv4Addr::LOCALHOST, 0))).await
+    }
+
+    /// Like [`SiteProcess::start`], listening on `listen`: a hub restarted
+    /// after a crash must come back where its children's `[upstream] url`
+    /// points (see also [`reserve_port`]).
+    ///
+    /// # Errors
+    /// As [`SiteProcess::start`]; also when `listen` is taken.
+    pub async fn start_at(
+        which: Binary,
+        config: &Path,
+        listen: SocketAddr,
+    ) -> anyhow::Result<SiteProcess> {
         let log = config.with_extension("log");
         let log_file = OpenOptions::new()
             .create(true)
@@ -58,7 +75,7 @@ impl SiteProcess {
         let mut child = Command::new(binary(which)?)
             .arg("--config")
             .arg(config)
-            .args(["run", "--listen", "127.0.0.1:0"])
+            .args(["run", "--listen", &listen.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -123,6 +140,42 @@ impl SiteProcess {
 
     pub async fn complaints(&self) -> anyhow::Result<ComplaintsClient<Channel>> {
         Ok(ComplaintsClient::new(self.channel().await?))
+    }
+
+    /// Number of complaints the site holds (Complaints.Count, no filter).
+    pub async fn count(&self) -> anyhow::Result<u64> {
+        let resp = self
+            .complaints()
+            .await?
+            .count(v1::CountComplaintsRequest { filter: None })
+            .await
+            .with_context(|| format!("count complaints at {}", self.which.name()))?;
+        Ok(resp.into_inner().count)
+    }
+
+    /// Every complaint id the site lists, page by page (Complaints.List),
+    /// in listing order — duplicates, if any, are kept so a caller can
+    /// detect them.
+    pub async fn complaint_ids(&self) -> anyhow::Result<Vec<String>> {
+        let mut client = self.complaints().await?;
+        let mut ids = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let page = client
+                .list(v1::ListComplaintsRequest {
+                    filter: None,
+                    page_size: 1_000,
+                    page_token,
+                })
+                .await
+                .with_context(|| format!("list complaints at {}", self.which.name()))?
+                .into_inner();
+            ids.extend(page.complaints.into_iter().map(|c| c.complaint_id));
+            if page.next_page_token.is_empty() {
+                return Ok(ids);
+            }
+            page_token = page.next_page_token;
+        }
     }
 
     /// Sends SIGTERM (graceful shutdown); see [`SiteProcess::wait_exit`].
@@ -208,34 +261,74 @@ pub async fn run_command(which: Binary, config: &Path, args: &[&str]) -> anyhow:
     String::from_utf8(out.stdout).context("stdout is not UTF-8")
 }
 
-/// `lapor-node init` for district `site` in `dir`; returns the config path
-/// (`dir/node-<site>.toml`, data in `dir/node-<site>/`).
+/// `lapor-node init` for district `site` in `dir`, with no parent; returns
+/// the config path (`dir/node-<site>.toml`, data in `dir/node-<site>/`).
 pub async fn init_node(dir: &Path, site: &str) -> anyhow::Result<PathBuf> {
+    init_node_with_upstream(dir, site, None).await
+}
+
+/// [`init_node`], pushing to the province hub at `upstream`
+/// (`http://127.0.0.1:PORT`) when given. Nothing needs to listen there yet.
+pub async fn init_node_with_upstream(
+    dir: &Path,
+    site: &str,
+    upstream: Option<&str>,
+) -> anyhow::Result<PathBuf> {
     let config = dir.join(format!("node-{site}.toml"));
     let data = dir.join(format!("node-{site}"));
     let data = data.to_str().context("data dir is not UTF-8")?;
-    run_command(
-        Binary::Node,
-        &config,
-        &["init", "--site", site, "--data-dir", data],
-    )
-    .await?;
+    let mut args = vec!["init", "--site", site, "--data-dir", data];
+    args.extend(upstream.iter().flat_map(|url| ["--upstream", *url]));
+    run_command(Binary::Node, &config, &args).await?;
     Ok(config)
 }
 
-/// `lapor-hub init` for a hub in `dir`; returns the config path
-/// (`dir/hub-<site>.toml`, data in `dir/hub-<site>/`).
+/// `lapor-hub init` for a hub in `dir`, with no parent; returns the config
+/// path (`dir/hub-<site>.toml`, data in `dir/hub-<site>/`).
 pub async fn init_hub(dir: &Path, role: &str, site: &str) -> anyhow::Result<PathBuf> {
+    init_hub_with_upstream(dir, role, site, None).await
+}
+
+/// [`init_hub`], forwarding to the national hub at `upstream` when given
+/// (a province only; nothing needs to listen there yet).
+pub async fn init_hub_with_upstream(
+    dir: &Path,
+    role: &str,
+    site: &str,
+    upstream: Option<&str>,
+) -> anyhow::Result<PathBuf> {
     let config = dir.join(format!("hub-{site}.toml"));
     let data = dir.join(format!("hub-{site}"));
     let data = data.to_str().context("data dir is not UTF-8")?;
-    run_command(
-        Binary::Hub,
-        &config,
-        &["init", "--role", role, "--site", site, "--data-dir", data],
-    )
-    .await?;
+    let mut args = vec!["init", "--role", role, "--site", site, "--data-dir", data];
+    args.extend(upstream.iter().flat_map(|url| ["--upstream", *url]));
+    run_command(Binary::Hub, &config, &args).await?;
     Ok(config)
+}
+
+/// A loopback address that was free a moment ago: bound to port 0, read,
+/// and released, so a child's `[upstream] url` can name a hub that is not
+/// started yet. Another process could take the port in between; on
+/// loopback in a test run that race is accepted.
+pub fn reserve_port() -> anyhow::Result<SocketAddr> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .context("bind 127.0.0.1:0 to reserve a port")?;
+    listener.local_addr().context("read the reserved address")
+}
+
+/// The children a hub reports (`lapor-hub nodes --json`): site, cursor,
+/// lag, quarantined, received events and duplicates.
+pub async fn hub_children(config: &Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let out = run_command(Binary::Hub, config, &["nodes", "--json"]).await?;
+    serde_json::from_str(&out).with_context(|| format!("parse nodes JSON {out:?}"))
+}
+
+/// The entry of `child` in [`hub_children`], if it has said Hello.
+pub async fn hub_child(config: &Path, child: &str) -> anyhow::Result<Option<serde_json::Value>> {
+    Ok(hub_children(config)
+        .await?
+        .into_iter()
+        .find(|c| c["site"] == child))
 }
 
 /// `status --json --integrity` of the site configured at `config`.
