@@ -84,13 +84,14 @@ impl HubStatus {
 
 /// `lapor-hub status`.
 pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    let configured = load(config_path)?.upstream.is_some();
     let (store, path) = open_existing(config_path).await?;
     let role = match store.site().role() {
         lapor_shared::domain::SiteRole::National => "national",
         _ => "province",
     };
     let stats = store.stats().await.context("read store stats");
-    let upstream = upstream_status(&store)
+    let upstream = upstream_status(&store, configured)
         .await
         .context("read the upstream link state");
     let children = children_status(&store)

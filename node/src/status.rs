@@ -78,7 +78,7 @@ pub async fn status(config_path: &Path, args: StatusArgs) -> anyhow::Result<Exit
     let path = config.store.path.clone();
     let store = open_existing(&config).await?;
     let stats = store.stats().await.context("read store stats");
-    let upstream = upstream_status(&store)
+    let upstream = upstream_status(&store, config.upstream.is_some())
         .await
         .context("read the upstream link state");
     let integrity = match (&stats, args.integrity) {

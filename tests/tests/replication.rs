@@ -178,7 +178,6 @@ async fn complaints_submitted_while_the_hub_is_down_all_reach_national() {
 /// a node whose hub has never answered (a new install, a link down since
 /// day one) is the case an operator most needs it for.
 #[tokio::test]
-#[ignore = "bug: status `upstream` is null until the first successful Hello, so a node that never reached its hub reports no queue and no error (shared/src/replication/report.rs upstream_status, client.rs push_loop)"]
 async fn node_status_reports_queue_and_error_before_the_hub_ever_answered() {
     let dir = tempfile::tempdir().unwrap();
     let nowhere = reserve_port().unwrap();

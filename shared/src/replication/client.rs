@@ -158,11 +158,14 @@ pub fn push_loop(
                 tracing::warn!(error = %message, "parent refused this site; retrying slowly");
             }
             status_tx.send_modify(|s| s.last_error = Some(message.clone()));
+            // Before the first Hello the parent is known only from the tree;
+            // record the error against it so `status` shows it from the start.
             let parent = status_tx
                 .borrow()
                 .parent
                 .clone()
-                .and_then(|p| SiteCode::parse(&p).ok());
+                .and_then(|p| SiteCode::parse(&p).ok())
+                .or_else(|| super::scope::parent_of(store.site()));
             if parent.is_some() {
                 let _ = store
                     .record_peer(PeerUpdate {

@@ -78,18 +78,33 @@ fn peer_site(p: &PeerInfo) -> Option<SiteCode> {
     SiteCode::parse(&p.peer).ok()
 }
 
-/// The link to this site's parent; `None` until the site has spoken with one
-/// (and always for national).
-pub async fn upstream_status(store: &Store) -> Result<Option<UpstreamStatus>, StoreError> {
-    let own = tier(store.site().role());
-    let peers = store.peers().await?;
-    let Some((parent, info)) = peers
-        .iter()
-        .filter_map(|p| peer_site(p).map(|s| (s, p)))
-        .find(|(s, _)| tier(s.role()) == own + 1)
-    else {
+/// The link to this site's parent. `configured` says whether the site has
+/// an `[upstream]`: then the link is reported from the start (queue and
+/// errors before the parent ever answered); otherwise only once a parent
+/// has been spoken with. Always `None` for national.
+pub async fn upstream_status(
+    store: &Store,
+    configured: bool,
+) -> Result<Option<UpstreamStatus>, StoreError> {
+    let Some(parent) = super::scope::parent_of(store.site()) else {
         return Ok(None);
     };
+    let peers = store.peers().await?;
+    let info = peers.into_iter().find(|p| p.peer == parent.as_str());
+    if info.is_none() && !configured {
+        return Ok(None);
+    }
+    let info = info.unwrap_or_else(|| PeerInfo {
+        peer: parent.to_string(),
+        role: parent.role().to_string(),
+        last_seen_ms: None,
+        last_error: None,
+        last_error_ms: None,
+        clock_skew_ms: None,
+        peer_head_seq: None,
+        received_events: 0,
+        received_duplicates: 0,
+    });
     let acked = store.cursor(parent.clone(), CursorKind::PushOut).await?;
     let acked_at = store
         .cursors()

@@ -19,6 +19,16 @@ pub enum ScopeError {
     Origin { child: SiteCode, origin: SiteCode },
 }
 
+/// The site a site pushes to: a district its province, a province national,
+/// national nobody.
+pub fn parent_of(site: &SiteCode) -> Option<SiteCode> {
+    match site.role() {
+        SiteRole::Node => site.province().and_then(|p| SiteCode::parse(p).ok()),
+        SiteRole::Province => Some(SiteCode::national()),
+        SiteRole::National => None,
+    }
+}
+
 /// Whether `child` may connect to `parent` at all.
 pub fn check_child(parent: &SiteCode, child: &SiteCode) -> Result<(), ScopeError> {
     let ok = match (parent.role(), child.role()) {
@@ -74,6 +84,16 @@ mod tests {
             actor: "a".into(),
             district: s(district),
             body: EventBody::Commented { body: "x".into() },
+        }
+    }
+
+    #[test]
+    fn every_site_knows_its_parent() {
+        assert_eq!(parent_of(&s("11.13")), Some(s("11")));
+        assert_eq!(parent_of(&s("11")), Some(s("00")));
+        assert_eq!(parent_of(&s("00")), None);
+        for child in [s("11.13"), s("11")] {
+            assert!(check_child(&parent_of(&child).unwrap(), &child).is_ok());
         }
     }
 
