@@ -21,6 +21,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use lapor_shared::domain::Seq;
 use lapor_shared::domain::SiteCode;
 use lapor_shared::hlc::SystemClock;
 use lapor_shared::proto::v1::{self, intake_client::IntakeClient};
@@ -28,7 +29,6 @@ use lapor_shared::proto::{convert, v1::replication_server::ReplicationServer};
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
-use lapor_shared::domain::Seq;
 use lapor_tests::sample;
 
 #[derive(Parser)]
@@ -42,17 +42,30 @@ struct Args {
 }
 
 fn open(dir: &std::path::Path, name: &str, site: &str) -> anyhow::Result<Store> {
-    Ok(Store::open(StoreConfig { path: dir.join(name), site: SiteCode::parse(site)?, clock: SystemClock::default() })?)
+    Ok(Store::open(StoreConfig {
+        path: dir.join(name),
+        site: SiteCode::parse(site)?,
+        clock: SystemClock::default(),
+    })?)
 }
 
 /// Serves Replication over `store` on a fresh loopback port.
-async fn serve_hub(store: Store, tracker: &TaskTracker, token: &CancellationToken) -> anyhow::Result<SocketAddr> {
+async fn serve_hub(
+    store: Store,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let limits = ServerLimits::default();
-    let svc = ReplicationServer::new(ReplicationService::new(store, limits.clone(), tracker.clone(), token.clone()))
-        .max_decoding_message_size(max_message_bytes(&limits))
-        .max_encoding_message_size(max_message_bytes(&limits));
+    let svc = ReplicationServer::new(ReplicationService::new(
+        store,
+        limits.clone(),
+        tracker.clone(),
+        token.clone(),
+    ))
+    .max_decoding_message_size(max_message_bytes(&limits))
+    .max_encoding_message_size(max_message_bytes(&limits));
     let token = token.clone();
     tracker.spawn(async move {
         let _ = tonic::transport::Server::builder()
@@ -64,7 +77,12 @@ async fn serve_hub(store: Store, tracker: &TaskTracker, token: &CancellationToke
 }
 
 /// A loopback TCP proxy that counts the bytes it carries (both directions).
-async fn counting_proxy(target: SocketAddr, bytes: Arc<AtomicU64>, tracker: &TaskTracker, token: &CancellationToken) -> anyhow::Result<SocketAddr> {
+async fn counting_proxy(
+    target: SocketAddr,
+    bytes: Arc<AtomicU64>,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let token = token.clone();
@@ -78,7 +96,9 @@ async fn counting_proxy(target: SocketAddr, bytes: Arc<AtomicU64>, tracker: &Tas
             let bytes = bytes.clone();
             let token = token.clone();
             inner.spawn(async move {
-                let Ok(mut server) = TcpStream::connect(target).await else { return };
+                let Ok(mut server) = TcpStream::connect(target).await else {
+                    return;
+                };
                 let _ = client.set_nodelay(true);
                 let _ = server.set_nodelay(true);
                 tokio::select! {
@@ -100,7 +120,10 @@ async fn wait_for(store: &Store, child: &str, target: Seq) -> anyhow::Result<()>
     let child = SiteCode::parse(child)?;
     let deadline = Instant::now() + Duration::from_secs(600);
     while store.cursor(child.clone(), CursorKind::PushIn).await? < target {
-        anyhow::ensure!(Instant::now() < deadline, "replication did not finish within 10 minutes");
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "replication did not finish within 10 minutes"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(())
@@ -110,8 +133,15 @@ async fn wait_for(store: &Store, child: &str, target: Seq) -> anyhow::Result<()>
 fn json_bytes(events: &[(Seq, Vec<u8>)]) -> anyhow::Result<usize> {
     let mut total = 0;
     for (_, payload) in events {
-        let e = convert::event_from_proto(v1::Event::decode(payload.as_slice())?).map_err(|v| anyhow::anyhow!("{v}"))?;
-        let lapor_shared::domain::EventBody::Created { tracking_number, intake } = &e.body else { continue };
+        let e = convert::event_from_proto(v1::Event::decode(payload.as_slice())?)
+            .map_err(|v| anyhow::anyhow!("{v}"))?;
+        let lapor_shared::domain::EventBody::Created {
+            tracking_number,
+            intake,
+        } = &e.body
+        else {
+            continue;
+        };
         let doc = serde_json::json!({
             "event_id": e.id.to_string(), "complaint_id": e.complaint_id.to_string(),
             "origin_site": e.origin.as_str(), "hlc": e.hlc.0, "actor": e.actor, "district_code": e.district.as_str(),
@@ -145,7 +175,10 @@ async fn main() -> anyhow::Result<()> {
         .map(|_| {
             let mut p = sample::intake(&mut rng, "11.13", 1024);
             p.reporter = None;
-            p.privacy = Some(v1::Privacy { is_anonymous: true, is_secret: false });
+            p.privacy = Some(v1::Privacy {
+                is_anonymous: true,
+                is_secret: false,
+            });
             convert::intake_from_proto(p).map_err(|v| anyhow::anyhow!("{v}"))
         })
         .collect::<Result<_, _>>()?;
@@ -155,7 +188,12 @@ async fn main() -> anyhow::Result<()> {
         let chunk = chunk.to_vec();
         tasks.push(tokio::spawn(async move {
             for intake in chunk {
-                node.submit(NewComplaint { complaint_id: None, intake, actor: "bench".into() }).await?;
+                node.submit(NewComplaint {
+                    complaint_id: None,
+                    intake,
+                    actor: "bench".into(),
+                })
+                .await?;
             }
             Ok::<_, lapor_shared::store::StoreError>(())
         }));
@@ -165,7 +203,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let head = *node.watch_head().borrow();
     let all = node
-        .event_run(RunRequest { after: Seq(0), exclude_from: None, region: None, max_events: usize::MAX, max_bytes: usize::MAX })
+        .event_run(RunRequest {
+            after: Seq(0),
+            exclude_from: None,
+            region: None,
+            max_events: usize::MAX,
+            max_bytes: usize::MAX,
+        })
         .await?;
     let proto_bytes: usize = all.events.iter().map(|(_, p)| p.len()).sum();
     let json_total = json_bytes(&all.events)?;
@@ -178,7 +222,12 @@ async fn main() -> anyhow::Result<()> {
     let proxy = counting_proxy(province_addr, wire.clone(), &tracker, &token).await?;
     let push_token = token.child_token();
     let started = Instant::now();
-    spawn_push_loop(node.clone(), UpstreamConfig::new(format!("http://{proxy}")), &tracker, push_token.clone());
+    spawn_push_loop(
+        node.clone(),
+        UpstreamConfig::new(format!("http://{proxy}")),
+        &tracker,
+        push_token.clone(),
+    );
     wait_for(&province, "11.13", head).await?;
     let one_hop_s = started.elapsed().as_secs_f64();
     push_token.cancel();
@@ -189,8 +238,18 @@ async fn main() -> anyhow::Result<()> {
     let province_b = open(dir.path(), "province-b.db", "11")?;
     let province_b_addr = serve_hub(province_b.clone(), &tracker, &token).await?;
     let started = Instant::now();
-    spawn_push_loop(province_b.clone(), UpstreamConfig::new(format!("http://{national_addr}")), &tracker, token.clone());
-    spawn_push_loop(node.clone(), UpstreamConfig::new(format!("http://{province_b_addr}")), &tracker, token.clone());
+    spawn_push_loop(
+        province_b.clone(),
+        UpstreamConfig::new(format!("http://{national_addr}")),
+        &tracker,
+        token.clone(),
+    );
+    spawn_push_loop(
+        node.clone(),
+        UpstreamConfig::new(format!("http://{province_b_addr}")),
+        &tracker,
+        token.clone(),
+    );
     wait_for(&province_b, "11.13", head).await?;
     let province_b_head = *province_b.watch_head().borrow();
     wait_for(&national, "11", province_b_head).await?;
@@ -201,24 +260,39 @@ async fn main() -> anyhow::Result<()> {
     let naive_store = open(dir.path(), "naive.db", "11.13")?;
     let naive_listener = TcpListener::bind("127.0.0.1:0").await?;
     let naive_addr = naive_listener.local_addr()?;
-    let naive_svc = lapor_shared::proto::v1::intake_server::IntakeServer::new(NaiveIntake(naive_store.clone()));
+    let naive_svc =
+        lapor_shared::proto::v1::intake_server::IntakeServer::new(NaiveIntake(naive_store.clone()));
     {
         let token = token.clone();
         tracker.spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(naive_svc)
-                .serve_with_incoming_shutdown(TcpListenerStream::new(naive_listener), token.cancelled_owned())
+                .serve_with_incoming_shutdown(
+                    TcpListenerStream::new(naive_listener),
+                    token.cancelled_owned(),
+                )
                 .await;
         });
     }
-    let mut client = IntakeClient::connect(format!("http://{naive_addr}")).await.context("connect naive")?;
+    let mut client = IntakeClient::connect(format!("http://{naive_addr}"))
+        .await
+        .context("connect naive")?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(12);
     let started = Instant::now();
     for _ in 0..args.naive {
         let mut intake = sample::intake(&mut rng, "11.13", 1024);
         intake.reporter = None;
-        intake.privacy = Some(v1::Privacy { is_anonymous: true, is_secret: false });
-        client.submit(v1::SubmitRequest { complaint_id: String::new(), intake: Some(intake), actor: "bench".into() }).await?;
+        intake.privacy = Some(v1::Privacy {
+            is_anonymous: true,
+            is_secret: false,
+        });
+        client
+            .submit(v1::SubmitRequest {
+                complaint_id: String::new(),
+                intake: Some(intake),
+                actor: "bench".into(),
+            })
+            .await?;
     }
     let naive_s = started.elapsed().as_secs_f64();
 
@@ -260,12 +334,20 @@ struct NaiveIntake(Store);
 
 #[tonic::async_trait]
 impl v1::intake_server::Intake for NaiveIntake {
-    async fn submit(&self, req: tonic::Request<v1::SubmitRequest>) -> Result<tonic::Response<v1::SubmitResponse>, tonic::Status> {
+    async fn submit(
+        &self,
+        req: tonic::Request<v1::SubmitRequest>,
+    ) -> Result<tonic::Response<v1::SubmitResponse>, tonic::Status> {
         let req = req.into_inner();
-        let intake = convert::intake_from_proto(req.intake.unwrap_or_default()).map_err(tonic::Status::from)?;
+        let intake = convert::intake_from_proto(req.intake.unwrap_or_default())
+            .map_err(tonic::Status::from)?;
         let s = self
             .0
-            .submit(NewComplaint { complaint_id: None, intake, actor: req.actor })
+            .submit(NewComplaint {
+                complaint_id: None,
+                intake,
+                actor: req.actor,
+            })
             .await
             .map_err(|e| tonic::Status::internal(e.to_string()))?;
         Ok(tonic::Response::new(v1::SubmitResponse {
@@ -276,7 +358,10 @@ impl v1::intake_server::Intake for NaiveIntake {
         }))
     }
 
-    async fn add_event(&self, _: tonic::Request<v1::AddEventRequest>) -> Result<tonic::Response<v1::AddEventResponse>, tonic::Status> {
+    async fn add_event(
+        &self,
+        _: tonic::Request<v1::AddEventRequest>,
+    ) -> Result<tonic::Response<v1::AddEventResponse>, tonic::Status> {
         Err(tonic::Status::unimplemented("not part of the benchmark"))
     }
 }
