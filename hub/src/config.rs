@@ -13,6 +13,9 @@ use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
 use lapor_shared::hlc::SystemClock;
 use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::regions;
+use lapor_shared::site::config::{
+    SectionError, ServerSection, StoreSection, TestingSection, UpstreamSection, toml_string,
+};
 use lapor_shared::store::StoreConfig;
 use lapor_shared::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
@@ -31,7 +34,7 @@ pub struct HubConfig {
     pub site: SiteSection,
     pub store: StoreSection,
     #[serde(default)]
-    pub server: ServerSection,
+    pub server: ServerSection<7400>,
     /// The parent hub (national, for a province); absent for national.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSection>,
@@ -72,59 +75,6 @@ pub struct SiteSection {
     pub code: String,
 }
 
-/// `[store]`: where the database and its key live.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSection {
-    /// The SQLite file; relative paths are resolved against the config
-    /// file's directory by [`HubConfig::load`].
-    pub path: PathBuf,
-    /// The site key that seals reporter identity; `site.key` beside the
-    /// database when absent (see [`HubConfig::key_path`]). Relative paths
-    /// are resolved like `path`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_path: Option<PathBuf>,
-}
-
-/// `[server]`: the gRPC listener.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSection {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        ServerSection {
-            listen: default_listen(),
-        }
-    }
-}
-
-fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN
-        .parse()
-        .expect("DEFAULT_LISTEN is a valid socket address")
-}
-
-/// `[upstream]`: the parent hub (used by replication).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamSection {
-    /// `http://` or `https://` URL of the parent's gRPC endpoint.
-    pub url: String,
-}
-
-/// `[testing]`: knobs that exist only for the fault-injection tests.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestingSection {
-    /// TEST ONLY: shift of the wall clock fed to the HLC, in milliseconds.
-    #[serde(default)]
-    pub clock_offset_ms: i64,
-}
-
 /// Why a config could not be loaded. Every variant names the file or key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -158,15 +108,9 @@ pub enum ConfigError {
     /// `site.code` is well formed but not a province in the region list.
     #[error("site.code = {value:?} is not a province in the region list")]
     UnknownProvince { value: String },
-    /// `store.path` is empty.
-    #[error("store.path is empty")]
-    EmptyStorePath,
-    /// `store.key_path` is set but empty.
-    #[error("store.key_path is empty (leave it out for site.key beside the database)")]
-    EmptyKeyPath,
-    /// `upstream.url` is not an http(s) URL with a host.
-    #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
-    UpstreamUrl { value: String },
+    /// A shared section (`[store]`, `[upstream]`) has an unusable value.
+    #[error(transparent)]
+    Section(#[from] SectionError),
     /// The national hub has no parent to forward to.
     #[error("upstream is set but site.role = \"national\" has no parent")]
     NationalUpstream,
@@ -188,15 +132,7 @@ impl HubConfig {
             source: Box::new(source),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if config.store.path.is_relative() {
-            config.store.path = base.join(&config.store.path);
-        }
-        if let Some(key) = &mut config.store.key_path
-            && key.is_relative()
-            && !key.as_os_str().is_empty()
-        {
-            *key = base.join(&*key);
-        }
+        config.store.resolve(base);
         config.validate()?;
         Ok(config)
     }
@@ -210,20 +146,10 @@ impl HubConfig {
     /// the path, the upstream URL.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.site_code()?;
-        if self.store.path.as_os_str().is_empty() {
-            return Err(ConfigError::EmptyStorePath);
-        }
-        if self
-            .store
-            .key_path
-            .as_ref()
-            .is_some_and(|k| k.as_os_str().is_empty())
-        {
-            return Err(ConfigError::EmptyKeyPath);
-        }
+        self.store.check()?;
         match (&self.upstream, self.site.role) {
             (Some(_), HubRole::National) => return Err(ConfigError::NationalUpstream),
-            (Some(upstream), HubRole::Province) => check_upstream_url(&upstream.url)?,
+            (Some(upstream), HubRole::Province) => upstream.check()?,
             (None, _) => {}
         }
         Ok(())
@@ -263,10 +189,7 @@ impl HubConfig {
     /// The site key file: `store.key_path`, or `site.key` beside the
     /// database.
     pub fn key_path(&self) -> PathBuf {
-        self.store
-            .key_path
-            .clone()
-            .unwrap_or_else(|| lapor_shared::crypto::key_path_beside(&self.store.path))
+        self.store.key_path()
     }
 
     /// What the store needs to open this hub's database.
@@ -278,21 +201,6 @@ impl HubConfig {
                 offset_ms: self.testing.clock_offset_ms,
             },
         })
-    }
-}
-
-/// Accepts `http://host[:port][/]` and `https://...`.
-fn check_upstream_url(value: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::UpstreamUrl {
-        value: value.to_owned(),
-    };
-    let uri: tonic::transport::Uri = value.parse().map_err(|_| bad())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    if scheme_ok && host_ok {
-        Ok(())
-    } else {
-        Err(bad())
     }
 }
 
@@ -344,11 +252,6 @@ pub fn render_template(
         text = text.replacen(line, &value, 1);
     }
     Ok(text)
-}
-
-/// A TOML basic string with escapes.
-fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
 }
 
 #[cfg(test)]

@@ -25,12 +25,12 @@ pub mod init;
 pub mod server;
 pub mod status;
 
-use std::fs::{File, OpenOptions, TryLockError};
-use std::path::Path;
+use std::fs::File;
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use lapor_shared::domain::SiteCode;
 use lapor_shared::overdue::DeadlinePolicy;
+use lapor_shared::site::lock::lock_store;
 use lapor_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -60,7 +60,7 @@ impl Hub {
     /// An invalid role/code, or a store that cannot be opened.
     pub async fn open(config: HubConfig) -> anyhow::Result<Hub> {
         let site = config.site_code()?;
-        let lock = lock_store(&config.store.path)?;
+        let lock = lock_store(&config.store.path, "lapor-hub")?;
         let store = open_store(&config).await?;
         let upstream = config.upstream.as_ref().map(|u| u.url.clone());
         let deadlines = config.deadlines.clone();
@@ -113,30 +113,6 @@ pub async fn open_store(config: &HubConfig) -> anyhow::Result<Store> {
         .await
         .context("join the store-opening task")?
         .with_context(|| format!("open store {}", path.display()))
-}
-
-/// Takes the exclusive advisory lock beside the database (`hub.db` ->
-/// `hub.lock`). The OS releases it when the process dies, so a SIGKILLed
-/// hub never leaves a stale lock behind.
-fn lock_store(db: &Path) -> anyhow::Result<File> {
-    let path = db.with_extension("lock");
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .write(true)
-        .truncate(false)
-        .open(&path)
-        .with_context(|| format!("open lock file {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(TryLockError::WouldBlock) => bail!(
-            "lock {}: another process holds it (is lapor-hub already running on this database?)",
-            path.display()
-        ),
-        Err(TryLockError::Error(e)) => Err(e).with_context(|| format!("lock {}", path.display())),
-    }
 }
 
 /// Opens the hub described by `config` and serves on `listener` until

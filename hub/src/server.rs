@@ -1,16 +1,14 @@
 //! The gRPC server of a running hub: which services it serves (Complaints,
-//! health, reflection; Replication comes with the replication issue) and the
-//! shutdown order — stop accepting, drain in-flight requests, stop
-//! background tasks, close the store last.
+//! Intake for lifecycle events, Replication for its children; health,
+//! reflection and the shutdown order come from `lapor_shared::site::serve`)
+//! and what runs beside them (the push loop to the parent).
 
 use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context as _;
 use lapor_shared::overdue::DeadlinePolicy;
-use lapor_shared::proto::FILE_DESCRIPTOR_SET;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
 use lapor_shared::proto::v1::intake_server::IntakeServer;
 use lapor_shared::proto::v1::replication_server::ReplicationServer;
@@ -18,22 +16,17 @@ use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::rpc::intake::IntakeService;
-use lapor_shared::shutdown::{self, DRAIN_GRACE};
+use lapor_shared::shutdown;
+use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
 
 use crate::Hub;
 use crate::cli::RunArgs;
 use crate::init::load;
-
-/// TCP keepalive on accepted connections, so a peer that vanished (a
-/// district link that dropped) is noticed and its connection freed.
-const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Largest request a client may send to the read services.
 const MAX_REQUEST_BYTES: usize = 1024 * 1024;
@@ -77,34 +70,15 @@ pub(crate) async fn serve(
     upstream: Option<String>,
     deadlines: DeadlinePolicy,
 ) -> anyhow::Result<()> {
-    // Built first: the one step that can fail before anything is running.
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("build the reflection service")?;
     let tracker = TaskTracker::new();
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<ComplaintsServer<ComplaintsService>>()
-        .await;
-    tracker.spawn({
-        // Health watchers see NOT_SERVING as soon as shutdown starts.
-        let token = token.clone();
-        async move {
-            token.cancelled().await;
-            health
-                .set_not_serving::<ComplaintsServer<ComplaintsService>>()
-                .await;
-        }
-    });
     let complaints =
         ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
     if let Some(url) = upstream {
-        // Never awaited by a request path: intake and reads work with the
-        // link down; the loop only reads the store and records link state.
+        // Never awaited by a request path: reads and children's pushes work
+        // with the link down; the loop only reads the store and records
+        // link state.
         spawn_push_loop(
             store.clone(),
             UpstreamConfig::new(url),
@@ -113,12 +87,6 @@ pub(crate) async fn serve(
         );
     }
 
-    // `Server::tcp_nodelay` applies only when tonic binds the socket itself;
-    // with our own listener the accepted sockets need it set here, or every
-    // small unary reply waits out Nagle + delayed ACK (~40 ms).
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(TCP_KEEPALIVE));
     // Hubs take lifecycle events (verify, disposition, response, close) from
     // their operators; Submit is refused here — intake happens at nodes.
     let intake = IntakeServer::new(IntakeService::new(store.clone()))
@@ -132,18 +100,11 @@ pub(crate) async fn serve(
     ))
     .max_decoding_message_size(max_message_bytes(&limits))
     .max_encoding_message_size(max_message_bytes(&limits));
-    let server = Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
+    SiteServer::new()
         .add_service(complaints)
         .add_service(intake)
         .add_service(replication)
-        .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
-    let served = shutdown::drain_server(server, &token, DRAIN_GRACE).await;
-    shutdown::wait_tasks(&tracker, DRAIN_GRACE).await;
-    let closed = store.close().await;
-    served.context("serve gRPC")?;
-    closed.context("close the store")?;
-    tracing::info!("hub stopped");
+        .serve(listener, token, tracker, store, "hub")
+        .await?;
     Ok(())
 }

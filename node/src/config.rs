@@ -13,6 +13,9 @@ use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
 use lapor_shared::hlc::SystemClock;
 use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::regions;
+use lapor_shared::site::config::{
+    SectionError, ServerSection, StoreSection, TestingSection, UpstreamSection, toml_string,
+};
 use lapor_shared::store::StoreConfig;
 use lapor_shared::telemetry::LogConfig;
 use serde::{Deserialize, Serialize};
@@ -31,7 +34,7 @@ pub struct NodeConfig {
     pub site: SiteSection,
     pub store: StoreSection,
     #[serde(default)]
-    pub server: ServerSection,
+    pub server: ServerSection<7300>,
     /// The provincial hub; absent means the node works offline only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<UpstreamSection>,
@@ -50,59 +53,6 @@ pub struct NodeConfig {
 pub struct SiteSection {
     /// Kemendagri kabupaten/kota code, `NN.NN`.
     pub code: String,
-}
-
-/// `[store]`: where the database and its key live.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreSection {
-    /// The SQLite file; relative paths are resolved against the config
-    /// file's directory by [`NodeConfig::load`].
-    pub path: PathBuf,
-    /// The site key that seals reporter identity; `site.key` beside the
-    /// database when absent (see [`NodeConfig::key_path`]). Relative paths
-    /// are resolved like `path`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key_path: Option<PathBuf>,
-}
-
-/// `[server]`: the gRPC listener.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSection {
-    #[serde(default = "default_listen")]
-    pub listen: SocketAddr,
-}
-
-impl Default for ServerSection {
-    fn default() -> Self {
-        ServerSection {
-            listen: default_listen(),
-        }
-    }
-}
-
-fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN
-        .parse()
-        .expect("DEFAULT_LISTEN is a valid socket address")
-}
-
-/// `[upstream]`: the parent hub (used by replication).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpstreamSection {
-    /// `http://` or `https://` URL of the provincial hub's gRPC endpoint.
-    pub url: String,
-}
-
-/// `[testing]`: knobs that exist only for the fault-injection tests.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TestingSection {
-    /// TEST ONLY: shift of the wall clock fed to the HLC, in milliseconds.
-    #[serde(default)]
-    pub clock_offset_ms: i64,
 }
 
 /// Why a config could not be loaded. Every variant names the file or key.
@@ -136,15 +86,9 @@ pub enum ConfigError {
     /// `site.code` is well formed but not in the Kemendagri list.
     #[error("site.code = {value:?} is not a kabupaten/kota in the region list")]
     UnknownDistrict { value: String },
-    /// `store.path` is empty.
-    #[error("store.path is empty")]
-    EmptyStorePath,
-    /// `store.key_path` is set but empty.
-    #[error("store.key_path is empty (leave it out for site.key beside the database)")]
-    EmptyKeyPath,
-    /// `upstream.url` is not an http(s) URL with a host.
-    #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
-    UpstreamUrl { value: String },
+    /// A shared section (`[store]`, `[upstream]`) has an unusable value.
+    #[error(transparent)]
+    Section(#[from] SectionError),
 }
 
 impl NodeConfig {
@@ -163,15 +107,7 @@ impl NodeConfig {
             source: Box::new(source),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        if config.store.path.is_relative() {
-            config.store.path = base.join(&config.store.path);
-        }
-        if let Some(key) = &mut config.store.key_path
-            && key.is_relative()
-            && !key.as_os_str().is_empty()
-        {
-            *key = base.join(&*key);
-        }
+        config.store.resolve(base);
         config.validate()?;
         Ok(config)
     }
@@ -184,19 +120,9 @@ impl NodeConfig {
     /// Checks what serde cannot: the site code, the path, the upstream URL.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.site_code()?;
-        if self.store.path.as_os_str().is_empty() {
-            return Err(ConfigError::EmptyStorePath);
-        }
-        if self
-            .store
-            .key_path
-            .as_ref()
-            .is_some_and(|k| k.as_os_str().is_empty())
-        {
-            return Err(ConfigError::EmptyKeyPath);
-        }
+        self.store.check()?;
         if let Some(upstream) = &self.upstream {
-            check_upstream_url(&upstream.url)?;
+            upstream.check()?;
         }
         Ok(())
     }
@@ -236,36 +162,13 @@ impl NodeConfig {
     /// The site key file: `store.key_path`, or `site.key` beside the
     /// database.
     pub fn key_path(&self) -> PathBuf {
-        self.store
-            .key_path
-            .clone()
-            .unwrap_or_else(|| lapor_shared::crypto::key_path_beside(&self.store.path))
+        self.store.key_path()
     }
 
     /// The endpoint local clients (`submit`) dial: the listen address, with
     /// an unspecified IP (`0.0.0.0`) replaced by loopback.
     pub fn local_endpoint(&self) -> String {
-        let mut addr = self.server.listen;
-        if addr.ip().is_unspecified() {
-            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-        }
-        format!("http://{addr}")
-    }
-}
-
-/// Accepts `http://host[:port][/]` and `https://...`; the replication client
-/// decides TLS from the scheme.
-pub(crate) fn check_upstream_url(value: &str) -> Result<(), ConfigError> {
-    let bad = || ConfigError::UpstreamUrl {
-        value: value.to_owned(),
-    };
-    let uri: tonic::transport::Uri = value.parse().map_err(|_| bad())?;
-    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
-    let host_ok = uri.host().is_some_and(|h| !h.is_empty());
-    if scheme_ok && host_ok {
-        Ok(())
-    } else {
-        Err(bad())
+        format!("http://{}", self.server.local_addr())
     }
 }
 
@@ -311,12 +214,6 @@ pub fn render_template(
         text = text.replacen(line, &value, 1);
     }
     Ok(text)
-}
-
-/// A TOML basic string with escapes (a Windows path or a quote in a
-/// directory name must not break the file).
-pub(crate) fn toml_string(s: &str) -> String {
-    toml::Value::String(s.to_owned()).to_string()
 }
 
 #[cfg(test)]
@@ -371,16 +268,6 @@ mod tests {
                 err.contains("site.code") && err.contains(want),
                 "{code}: {err}"
             );
-        }
-    }
-
-    #[test]
-    fn upstream_url_must_be_http_with_a_host() {
-        assert!(check_upstream_url("https://hub-11.example:7400").is_ok());
-        assert!(check_upstream_url("http://127.0.0.1:7400/").is_ok());
-        for bad in ["hub-11:7400", "ftp://hub", "https://", ""] {
-            let err = check_upstream_url(bad).unwrap_err().to_string();
-            assert!(err.starts_with("upstream.url"), "{bad}: {err}");
         }
     }
 

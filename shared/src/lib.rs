@@ -20,6 +20,8 @@
 //! - [`store`]: the site's SQLite database — the only module that speaks SQL.
 //! - [`rpc`]: the gRPC services both tiers serve (`Complaints`) and the one
 //!   mapping from store errors to gRPC statuses.
+//! - [`site`]: what node and hub binaries run alike: shared config
+//!   sections, the database lock, the gRPC server scaffolding.
 //! - [`shutdown`]: SIGTERM/SIGINT to the root cancellation token.
 //! - [`telemetry`]: tracing initialisation (`RUST_LOG`, plain or JSON).
 //!
@@ -39,5 +41,6 @@ pub mod regions;
 pub mod replication;
 pub mod rpc;
 pub mod shutdown;
+pub mod site;
 pub mod store;
 pub mod telemetry;

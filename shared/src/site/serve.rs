@@ -1,0 +1,136 @@
+//! The gRPC server scaffolding a node and a hub share: health and
+//! reflection beside the site's own services, socket options on accepted
+//! connections, and the shutdown order — stop accepting, drain in-flight
+//! requests, stop background tasks, close the store last.
+//!
+//! A binary adds its services to a [`SiteServer`] and calls
+//! [`SiteServer::serve`]; every service added is reported SERVING on the
+//! health service until shutdown starts.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tonic::body::Body;
+use tonic::codegen::Service;
+use tonic::codegen::http::{Request, Response};
+use tonic::server::NamedService;
+use tonic::service::{Routes, RoutesBuilder};
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+
+use crate::proto::FILE_DESCRIPTOR_SET;
+use crate::shutdown::{self, DRAIN_GRACE};
+use crate::store::{Store, StoreError};
+
+/// TCP keepalive on accepted connections, so a peer that vanished (a
+/// district link that dropped) is noticed and its connection freed.
+const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// Why serving ended in an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The reflection service could not be built from the descriptors.
+    #[error("build the reflection service")]
+    Reflection(#[source] tonic_reflection::server::Error),
+    /// The server failed while serving or draining.
+    #[error("serve gRPC")]
+    Serve(#[source] tonic::transport::Error),
+    /// The store did not close cleanly after the server drained.
+    #[error("close the store")]
+    Close(#[source] StoreError),
+}
+
+/// The site's services, to be served with health and reflection.
+#[derive(Debug, Default)]
+pub struct SiteServer {
+    routes: RoutesBuilder,
+    /// Names reported SERVING on the health service.
+    names: Vec<&'static str>,
+}
+
+impl SiteServer {
+    pub fn new() -> SiteServer {
+        SiteServer::default()
+    }
+
+    /// Adds a generated tonic service (already configured with its message
+    /// size limits).
+    pub fn add_service<S>(mut self, svc: S) -> SiteServer
+    where
+        S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.names.push(S::NAME);
+        self.routes.add_service(svc);
+        self
+    }
+
+    /// Serves on `listener` until `token` is cancelled, then drains (at most
+    /// [`DRAIN_GRACE`]), waits for `tracker`'s tasks and closes `store`.
+    /// `label` names the site kind in the final log line.
+    ///
+    /// # Errors
+    /// See [`ServeError`]; the store is closed even when serving failed.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        token: CancellationToken,
+        tracker: TaskTracker,
+        store: Store,
+        label: &'static str,
+    ) -> Result<(), ServeError> {
+        let SiteServer { mut routes, names } = self;
+        // Built first: the one step that can fail before anything is running.
+        let reflection = tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .build_v1()
+            .map_err(ServeError::Reflection)?;
+        let (health, health_service) = tonic_health::server::health_reporter();
+        for name in &names {
+            health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        tracker.spawn({
+            // Health watchers see NOT_SERVING as soon as shutdown starts.
+            let token = token.clone();
+            async move {
+                token.cancelled().await;
+                for name in &names {
+                    health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
+                }
+            }
+        });
+        routes.add_service(health_service).add_service(reflection);
+        let routes: Routes = routes.routes();
+
+        // `Server::tcp_nodelay` applies only when tonic binds the socket
+        // itself; with our own listener the accepted sockets need it set
+        // here, or every small unary reply waits out Nagle + delayed ACK.
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(TCP_KEEPALIVE));
+        let server = Server::builder()
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
+        let served = shutdown::drain_server(server, &token, DRAIN_GRACE).await;
+        shutdown::wait_tasks(&tracker, DRAIN_GRACE).await;
+        let closed = store.close().await;
+        served.map_err(ServeError::Serve)?;
+        closed.map_err(ServeError::Close)?;
+        tracing::info!("{label} stopped");
+        Ok(())
+    }
+}
