@@ -465,7 +465,7 @@ impl Store {
         let prepared = writer::PreparedSubmit {
             event,
             stored,
-            state,
+            row: writer::ComplaintRow::of(&state),
             retry: c.complaint_id.is_some(),
         };
         self.call(|reply| writer::Command::Submit(Box::new(prepared), reply))

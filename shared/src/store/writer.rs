@@ -213,7 +213,7 @@ pub(super) struct PreparedSubmit {
     /// identity, which is only in `stored.identity`, scope `local`).
     pub event: Event,
     pub stored: StoredEvent,
-    pub state: ComplaintState,
+    pub row: ComplaintRow,
     /// The complaint id came from the client, so this may repeat a request.
     pub retry: bool,
 }
@@ -554,7 +554,7 @@ impl Ctx<'_> {
         if let Some(sealed) = &p.stored.identity {
             identity::insert(conn, &p.event, sealed)?;
         }
-        upsert_complaint(conn, &p.state, seq)?;
+        upsert_complaint(conn, &p.row, seq)?;
         Ok(Submitted {
             complaint_id: p.event.complaint_id,
             tracking_number: tracking_number.clone(),
@@ -622,7 +622,7 @@ impl Ctx<'_> {
         events.push(event.clone());
         let state = lifecycle::fold(&events)
             .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
-        upsert_complaint(conn, &state, seq)?;
+        upsert_complaint(conn, &ComplaintRow::of(&state), seq)?;
         identity::on_anonymous(conn, self.site, &state)?;
         Ok(Appended {
             event_id: event.id,
@@ -700,7 +700,7 @@ impl Ctx<'_> {
             // Events that arrive before their Created wait in the log; the
             // row appears when the Created does.
             if let Some(state) = state {
-                upsert_complaint(conn, &state, seq)?;
+                upsert_complaint(conn, &ComplaintRow::of(&state), seq)?;
                 identity::on_anonymous(conn, self.site, &state)?;
             }
         }
@@ -790,7 +790,33 @@ pub(super) fn events_of(conn: &Connection, id: ComplaintId) -> Result<Vec<Event>
     Ok(out)
 }
 
-fn upsert_complaint(conn: &Connection, state: &ComplaintState, seq: u64) -> Result<(), StoreError> {
+/// What the `complaints` table keeps of a folded state: the columns lists
+/// filter and sort on. Small, so a submission's fold can be dropped on the
+/// caller's side rather than freed on the writer thread.
+#[derive(Debug, Clone)]
+pub(super) struct ComplaintRow {
+    id: ComplaintId,
+    tracking_number: TrackingNumber,
+    district: SiteCode,
+    status: crate::domain::Status,
+    created_hlc: Hlc,
+    updated_hlc: Hlc,
+}
+
+impl ComplaintRow {
+    pub(super) fn of(state: &ComplaintState) -> ComplaintRow {
+        ComplaintRow {
+            id: state.id,
+            tracking_number: state.tracking_number.clone(),
+            district: state.district.clone(),
+            status: state.status,
+            created_hlc: state.created_hlc,
+            updated_hlc: state.updated_hlc,
+        }
+    }
+}
+
+fn upsert_complaint(conn: &Connection, row: &ComplaintRow, seq: u64) -> Result<(), StoreError> {
     let sql = "INSERT INTO complaints (complaint_id, tracking_number, district, status, created_hlc, updated_hlc, updated_seq)
                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                ON CONFLICT (complaint_id) DO UPDATE SET
@@ -798,23 +824,23 @@ fn upsert_complaint(conn: &Connection, state: &ComplaintState, seq: u64) -> Resu
                  created_hlc = excluded.created_hlc, updated_hlc = excluded.updated_hlc, updated_seq = excluded.updated_seq";
     let run = |tracking: &str| {
         conn.prepare_cached(sql)?.execute(params![
-            state.id.0.as_bytes().as_slice(),
+            row.id.0.as_bytes().as_slice(),
             tracking,
-            state.district.as_str(),
-            state.status.code(),
-            state.created_hlc.0 as i64,
-            state.updated_hlc.0 as i64,
+            row.district.as_str(),
+            row.status.code(),
+            row.created_hlc.0 as i64,
+            row.updated_hlc.0 as i64,
             seq as i64,
         ])
     };
-    match run(&state.tracking_number.0) {
+    match run(&row.tracking_number.0) {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             // Two complaints carry one tracking number: only possible if two
             // nodes minted the same instance tag. Keep both visible (the
             // second under a disambiguated number) and leave it to an operator.
-            tracing::warn!(complaint = %state.id, tracking = %state.tracking_number, "tracking number collision");
-            run(&format!("{}~{}", state.tracking_number, state.id))?;
+            tracing::warn!(complaint = %row.id, tracking = %row.tracking_number, "tracking number collision");
+            run(&format!("{}~{}", row.tracking_number, row.id))?;
             Ok(())
         }
         Err(e) => Err(e.into()),
