@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::HubRole;
-use crate::{children, init, server, status};
+use crate::{ca, children, init, server, status};
 
 /// Where the config is looked for when `--config` is not given.
 pub const DEFAULT_CONFIG: &str = "lapor-hub.toml";
@@ -44,6 +44,8 @@ pub enum Command {
     /// The audit log of reporter-identity reads and refused writes.
     Audit(AuditArgs),
     /// Print the commented example config (or the effective one).
+    /// The hub's certificate authority: init, issue bundles, revoke.
+    Ca(CaArgs),
     PrintConfig(PrintConfigArgs),
     /// Load and validate the config, then print a one-line summary.
     CheckConfig,
@@ -147,6 +149,62 @@ pub struct OverdueArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct CaArgs {
+    #[command(subcommand)]
+    pub command: CaCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CaCommand {
+    /// Create the CA in `<data dir>/ca/` and the hub's own server
+    /// certificate, and add `[tls]` to the config.
+    Init {
+        /// Lifetime of the hub's server certificate, in days.
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+    },
+    /// Write a bundle (CA certificate, certificate, key, config) for a
+    /// child site or an operator.
+    Issue(IssueArgs),
+    /// Put a certificate on the deny-list, by serial or every one of a site.
+    Revoke {
+        /// Serial number (hex, as printed by `issue`).
+        #[arg(long)]
+        serial: Option<String>,
+        /// Site code (or operator name): every certificate issued to it.
+        #[arg(long)]
+        site: Option<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// The child site (`11.13` from a province, `11` from national).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// An operator's name (with --role).
+    #[arg(long)]
+    pub operator: Option<String>,
+    /// The operator's role: operator or identity-reader.
+    #[arg(long, default_value = "operator")]
+    pub role: String,
+    /// Directory to write the bundle to.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// The URL the child dials (default: https:// and this hub's listen
+    /// address).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Lifetime of the certificate, in days.
+    #[arg(long, default_value_t = 30)]
+    pub days: u32,
+    /// TEST ONLY: expiry as Unix seconds (a past one issues an expired
+    /// certificate).
+    #[arg(long, hide = true)]
+    pub testing_not_after_unix: Option<i64>,
+}
+
+#[derive(Debug, Args)]
 pub struct PrintConfigArgs {
     /// Print the loaded config (after defaults and path resolution)
     /// instead of the commented example.
@@ -165,6 +223,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Nodes(args) => children::nodes(&config, args).await,
         Command::Quarantine(args) => children::quarantine(&config, args).await,
         Command::Audit(args) => status::audit(&config, args).await,
+        Command::Ca(args) => ca::ca(&config, args).await,
         Command::PrintConfig(args) => init::print_config(&config, args),
         Command::CheckConfig => init::check_config(&config),
     }

@@ -14,7 +14,8 @@ use lapor_shared::hlc::SystemClock;
 use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::regions;
 use lapor_shared::site::config::{
-    SectionError, ServerSection, StoreSection, TestingSection, UpstreamSection, toml_string,
+    SectionError, ServerSection, StoreSection, TestingSection, TlsSection, UpstreamSection,
+    toml_string,
 };
 use lapor_shared::store::StoreConfig;
 use lapor_shared::telemetry::LogConfig;
@@ -43,6 +44,10 @@ pub struct HubConfig {
     /// Holidays and SLA days for LAPOR deadlines; every tier must agree.
     #[serde(default)]
     pub deadlines: DeadlinePolicy,
+    /// Mutual TLS for children (`lapor-hub ca init` writes it); absent,
+    /// the hub serves plain text on loopback only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsSection>,
     #[serde(default)]
     pub testing: TestingSection,
 }
@@ -133,6 +138,12 @@ impl HubConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.store.resolve(base);
+        if let Some(upstream) = &mut config.upstream {
+            upstream.resolve(base);
+        }
+        if let Some(tls) = &mut config.tls {
+            tls.resolve(base);
+        }
         config.validate()?;
         Ok(config)
     }
@@ -302,6 +313,9 @@ mod tests {
         let mut config = with_site("national", "00");
         config.upstream = Some(UpstreamSection {
             url: "http://127.0.0.1:7400".into(),
+            ca: None,
+            cert: None,
+            key: None,
         });
         assert!(matches!(
             config.validate(),

@@ -7,6 +7,7 @@
 //!
 //! # Layout
 //!
+//! - [`ca`]: `ca init|issue|revoke`, the hub's certificate authority.
 //! - [`children`]: `nodes` and `quarantine`, about the hub's children.
 //! - [`cli`]: argument parsing and dispatch, nothing else.
 //! - [`config`]: `HubConfig` (TOML), role/code validation, the template.
@@ -18,6 +19,7 @@
 //! The node crate mirrors this layout file for file; it adds `intake`,
 //! `submit` and `view`, which only a district has.
 
+pub mod ca;
 pub mod children;
 pub mod cli;
 pub mod config;
@@ -30,6 +32,8 @@ use std::fs::File;
 use anyhow::Context as _;
 use lapor_shared::domain::SiteCode;
 use lapor_shared::overdue::DeadlinePolicy;
+use lapor_shared::replication::client::UpstreamConfig;
+use lapor_shared::site::config::TlsSection;
 use lapor_shared::site::lock::lock_store;
 use lapor_shared::store::Store;
 use tokio::net::TcpListener;
@@ -45,7 +49,9 @@ pub struct Hub {
     /// The site's store; closed by [`Hub::run`] after the server drained.
     store: Store,
     /// The parent's gRPC URL, when this site forwards upward.
-    upstream: Option<String>,
+    upstream: Option<UpstreamConfig>,
+    /// Mutual TLS for children: our certificate, our CA, the deny-list.
+    tls: Option<TlsSection>,
     /// Holidays and SLA days for the deadlines this site serves.
     deadlines: DeadlinePolicy,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
@@ -62,12 +68,20 @@ impl Hub {
         let site = config.site_code()?;
         let lock = lock_store(&config.store.path, "lapor-hub")?;
         let store = open_store(&config).await?;
-        let upstream = config.upstream.as_ref().map(|u| u.url.clone());
+        let upstream = match &config.upstream {
+            Some(section) => {
+                let mut upstream = UpstreamConfig::new(section.url.clone());
+                upstream.tls = section.tls()?;
+                Some(upstream)
+            }
+            None => None,
+        };
         let deadlines = config.deadlines.clone();
         Ok(Hub {
             site,
             store,
             upstream,
+            tls: config.tls.clone(),
             deadlines,
             _lock: lock,
         })
@@ -88,11 +102,12 @@ impl Hub {
         let Hub {
             store,
             upstream,
+            tls,
             deadlines,
             _lock: lock,
             ..
         } = self;
-        let result = server::serve(store, listener, token, upstream, deadlines).await;
+        let result = server::serve(store, listener, token, upstream, tls, deadlines).await;
         // Released only now that the store is closed.
         drop(lock);
         result

@@ -17,6 +17,7 @@ use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_me
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::rpc::intake::IntakeService;
 use lapor_shared::shutdown;
+use lapor_shared::site::config::{TlsSection, check_plain_listen};
 use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
@@ -37,6 +38,9 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     let mut config = load(config_path)?;
     if let Some(listen) = args.listen {
         config.server.listen = listen;
+    }
+    if config.tls.is_none() {
+        check_plain_listen(config.server.listen)?;
     }
     telemetry::init(config.log.format, "info").context("initialise logging")?;
     let listener = TcpListener::bind(config.server.listen)
@@ -67,7 +71,8 @@ pub(crate) async fn serve(
     store: Store,
     listener: TcpListener,
     token: CancellationToken,
-    upstream: Option<String>,
+    upstream: Option<UpstreamConfig>,
+    tls: Option<TlsSection>,
     deadlines: DeadlinePolicy,
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
@@ -75,16 +80,11 @@ pub(crate) async fn serve(
         ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
-    if let Some(url) = upstream {
+    if let Some(upstream) = upstream {
         // Never awaited by a request path: reads and children's pushes work
         // with the link down; the loop only reads the store and records
         // link state.
-        spawn_push_loop(
-            store.clone(),
-            UpstreamConfig::new(url),
-            &tracker,
-            token.clone(),
-        );
+        spawn_push_loop(store.clone(), upstream, &tracker, token.clone());
     }
 
     // Hubs take lifecycle events (verify, disposition, response, close) from
@@ -100,11 +100,13 @@ pub(crate) async fn serve(
     ))
     .max_decoding_message_size(max_message_bytes(&limits))
     .max_encoding_message_size(max_message_bytes(&limits));
-    SiteServer::new()
+    let mut server = SiteServer::new()
         .add_service(complaints)
         .add_service(intake)
-        .add_service(replication)
-        .serve(listener, token, tracker, store, "hub")
-        .await?;
+        .add_service(replication);
+    if let Some(tls) = tls {
+        server = server.tls(tls.files(), tls.revoked.clone());
+    }
+    server.serve(listener, token, tracker, store, "hub").await?;
     Ok(())
 }

@@ -108,6 +108,9 @@ impl NodeConfig {
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.store.resolve(base);
+        if let Some(upstream) = &mut config.upstream {
+            upstream.resolve(base);
+        }
         config.validate()?;
         Ok(config)
     }

@@ -31,6 +31,7 @@ use std::fs::File;
 use anyhow::Context as _;
 use lapor_shared::domain::SiteCode;
 use lapor_shared::overdue::DeadlinePolicy;
+use lapor_shared::replication::client::UpstreamConfig;
 use lapor_shared::site::lock::lock_store;
 use lapor_shared::store::Store;
 use tokio::net::TcpListener;
@@ -46,7 +47,7 @@ pub struct Node {
     /// The site's store; closed by [`Node::run`] after the server drained.
     store: Store,
     /// The parent's gRPC URL, when this site forwards upward.
-    upstream: Option<String>,
+    upstream: Option<UpstreamConfig>,
     /// Holidays and SLA days for the deadlines this site serves.
     deadlines: DeadlinePolicy,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
@@ -65,7 +66,14 @@ impl Node {
         let site = config.site_code()?;
         let lock = lock_store(&config.store.path, "lapor-node")?;
         let store = open_store(&config).await?;
-        let upstream = config.upstream.as_ref().map(|u| u.url.clone());
+        let upstream = match &config.upstream {
+            Some(section) => {
+                let mut upstream = UpstreamConfig::new(section.url.clone());
+                upstream.tls = section.tls()?;
+                Some(upstream)
+            }
+            None => None,
+        };
         let deadlines = config.deadlines.clone();
         Ok(Node {
             site,

@@ -13,6 +13,7 @@ use lapor_shared::proto::v1::intake_server::IntakeServer;
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::shutdown;
+use lapor_shared::site::config::check_plain_listen;
 use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
@@ -36,6 +37,9 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    // The node's listener serves local staff only (intake, reads); it
+    // has no certificate of its own, so it stays on loopback.
+    check_plain_listen(config.server.listen)?;
     telemetry::init(config.log.format, "info").context("initialise logging")?;
     let listener = TcpListener::bind(config.server.listen)
         .await
@@ -65,7 +69,7 @@ pub(crate) async fn serve(
     store: Store,
     listener: TcpListener,
     token: CancellationToken,
-    upstream: Option<String>,
+    upstream: Option<UpstreamConfig>,
     deadlines: DeadlinePolicy,
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
@@ -75,15 +79,10 @@ pub(crate) async fn serve(
         ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
-    if let Some(url) = upstream {
+    if let Some(upstream) = upstream {
         // Never awaited by a request path: intake and reads work with the
         // link down; the loop only reads the store and records link state.
-        spawn_push_loop(
-            store.clone(),
-            UpstreamConfig::new(url),
-            &tracker,
-            token.clone(),
-        );
+        spawn_push_loop(store.clone(), upstream, &tracker, token.clone());
     }
 
     SiteServer::new()

@@ -22,6 +22,7 @@
 //!   mapping from store errors to gRPC statuses.
 //! - [`site`]: what node and hub binaries run alike: shared config
 //!   sections, the database lock, the gRPC server scaffolding.
+//! - [`tls`]: a hub's CA, what a peer certificate says, the deny-list.
 //! - [`shutdown`]: SIGTERM/SIGINT to the root cancellation token.
 //! - [`telemetry`]: tracing initialisation (`RUST_LOG`, plain or JSON).
 //!
@@ -44,3 +45,4 @@ pub mod shutdown;
 pub mod site;
 pub mod store;
 pub mod telemetry;
+pub mod tls;

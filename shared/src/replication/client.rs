@@ -31,9 +31,11 @@ use crate::proto::v1::{
     self, HelloRequest, PullRequest, PushBatch, PushMessage, PushOpen, push_message,
     replication_client::ReplicationClient,
 };
+use crate::site::config::TlsFiles;
 use crate::store::{
     CursorKind, CursorUpdate, CustodyTier, PeerUpdate, RunRequest, Store, StoreError,
 };
+use crate::tls::link::{Bundle, BundleError};
 
 /// How a child talks to its parent.
 #[derive(Debug, Clone)]
@@ -52,6 +54,9 @@ pub struct UpstreamConfig {
     pub healthy_after: Duration,
     /// On shutdown, how long to wait for acks of batches in flight.
     pub drain_timeout: Duration,
+    /// The bundle from the parent's CA (`https://` endpoints); read on each
+    /// connect, so a renewed certificate is used without a restart.
+    pub tls: Option<TlsFiles>,
 }
 
 impl UpstreamConfig {
@@ -65,6 +70,7 @@ impl UpstreamConfig {
             backoff_max: Duration::from_secs(60),
             healthy_after: Duration::from_secs(30),
             drain_timeout: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -89,6 +95,10 @@ pub enum SyncError {
         #[source]
         source: tonic::transport::Error,
     },
+    /// Our bundle cannot be used (missing files, or an expired certificate
+    /// — the message says how to get a new one).
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
     #[error("parent answered {}: {}", .0.code(), .0.message())]
     Status(#[from] tonic::Status),
     #[error("local store")]
@@ -123,7 +133,8 @@ impl SyncError {
                     && s.message().contains("say Hello again"))
             }
             SyncError::Store(e) => e.is_retriable(),
-            SyncError::Codec(_) | SyncError::Protocol(_) => false,
+            // Retried slowly: an operator may install a new bundle meanwhile.
+            SyncError::Codec(_) | SyncError::Protocol(_) | SyncError::Bundle(_) => false,
         }
     }
 }
@@ -241,12 +252,23 @@ fn role_of(site: &SiteCode) -> v1::SiteRole {
     }
 }
 
-async fn connect(config: &UpstreamConfig) -> Result<Channel, SyncError> {
-    let endpoint = Endpoint::from_shared(config.endpoint.clone())
-        .map_err(|source| SyncError::Connect {
-            endpoint: config.endpoint.clone(),
-            source,
-        })?
+async fn connect(config: &UpstreamConfig, site: &SiteCode) -> Result<Channel, SyncError> {
+    let connect_err = |source| SyncError::Connect {
+        endpoint: config.endpoint.clone(),
+        source,
+    };
+    let mut endpoint = Endpoint::from_shared(config.endpoint.clone()).map_err(connect_err)?;
+    if let Some(files) = &config.tls {
+        let bundle = Bundle::load(files)?;
+        bundle.check_not_expired(chrono::Utc::now().timestamp())?;
+        let parent = super::scope::parent_of(site).ok_or_else(|| {
+            SyncError::Protocol(format!("site {site} has no parent to connect to"))
+        })?;
+        endpoint = endpoint
+            .tls_config(bundle.client_config(&parent))
+            .map_err(connect_err)?;
+    }
+    let endpoint = endpoint
         .connect_timeout(Duration::from_secs(10))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
@@ -271,7 +293,7 @@ async fn session(
 ) -> Result<(), SyncError> {
     let channel = tokio::select! {
         _ = token.cancelled() => return Ok(()),
-        c = connect(config) => c?,
+        c = connect(config, store.site()) => c?,
     };
     let mut client = ReplicationClient::new(channel)
         .max_decoding_message_size(16 * 1024 * 1024)

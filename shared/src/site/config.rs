@@ -1,5 +1,5 @@
 //! The config sections a node and a hub share — `[store]`, `[server]`,
-//! `[upstream]`, `[testing]` — with the checks serde cannot do and the
+//! `[upstream]`, `[tls]`, `[testing]` — with the checks serde cannot do and the
 //! resolution of relative paths against the config file's directory.
 //!
 //! Every section refuses unknown keys: the template ships in lockstep with
@@ -93,18 +93,142 @@ fn default_listen<const PORT: u16>() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, PORT))
 }
 
-/// `[upstream]`: the parent hub (used by replication).
+/// `[upstream]`: the parent hub (used by replication), and the bundle this
+/// site got from the parent's CA (`lapor-hub ca issue`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamSection {
-    /// `http://` or `https://` URL of the parent's gRPC endpoint.
+    /// `https://` URL of the parent's gRPC endpoint (`http://` only on
+    /// loopback, for tests).
     pub url: String,
+    /// The parent's CA certificate (verifies the parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<PathBuf>,
+    /// This site's certificate from the parent's CA.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert: Option<PathBuf>,
+    /// Its private key (mode 0600).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<PathBuf>,
 }
 
 impl UpstreamSection {
-    /// Refuses a URL that is not http(s) with a host.
+    /// Refuses a URL that is not http(s) with a host, a half-given bundle,
+    /// https without a bundle and plain http to a non-loopback host.
     pub fn check(&self) -> Result<(), SectionError> {
-        check_upstream_url(&self.url)
+        check_upstream_url(&self.url)?;
+        let tls = self.tls()?;
+        let https = self.url.starts_with("https://");
+        match (https, tls) {
+            (true, None) => Err(SectionError::UpstreamWithoutBundle {
+                value: self.url.clone(),
+            }),
+            (false, Some(_)) => Err(SectionError::UpstreamPlainWithBundle {
+                value: self.url.clone(),
+            }),
+            (false, None) if !url_is_loopback(&self.url) => Err(SectionError::PlainNotLoopback {
+                key: "upstream.url",
+                value: self.url.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// The bundle's files, when all three are given.
+    pub fn tls(&self) -> Result<Option<TlsFiles>, SectionError> {
+        match (&self.ca, &self.cert, &self.key) {
+            (Some(ca), Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                ca: ca.clone(),
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (None, None, None) => Ok(None),
+            _ => Err(SectionError::PartialTls {
+                section: "upstream",
+            }),
+        }
+    }
+
+    /// Makes relative bundle paths relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        for path in [&mut self.ca, &mut self.cert, &mut self.key]
+            .into_iter()
+            .flatten()
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+}
+
+/// `[tls]`: the certificate a hub serves with and the CA its children's
+/// certificates must chain to (its own CA, `lapor-hub ca init`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The deny-list of revoked serials, read on every request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked: Option<PathBuf>,
+}
+
+impl TlsSection {
+    pub fn files(&self) -> TlsFiles {
+        TlsFiles {
+            ca: self.ca.clone(),
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+        }
+    }
+
+    /// Makes relative paths relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        for path in [&mut self.ca, &mut self.cert, &mut self.key]
+            .into_iter()
+            .chain(self.revoked.as_mut())
+        {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        }
+    }
+}
+
+/// A certificate, its key and the CA that verifies the other side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Refuses plain text on a non-loopback listen address.
+pub fn check_plain_listen(listen: SocketAddr) -> Result<(), SectionError> {
+    if listen.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(SectionError::PlainNotLoopback {
+            key: "server.listen",
+            value: listen.to_string(),
+        })
+    }
+}
+
+fn url_is_loopback(url: &str) -> bool {
+    let Ok(uri) = url.parse::<tonic::transport::Uri>() else {
+        return false;
+    };
+    match uri.host() {
+        Some("localhost") => true,
+        Some(host) => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback()),
+        None => false,
     }
 }
 
@@ -129,6 +253,24 @@ pub enum SectionError {
     /// `upstream.url` is not an http(s) URL with a host.
     #[error("upstream.url = {value:?} is not an http:// or https:// URL with a host")]
     UpstreamUrl { value: String },
+    /// Some but not all of ca/cert/key are given.
+    #[error("[{section}] needs all of ca, cert and key, or none")]
+    PartialTls { section: &'static str },
+    /// https without the bundle to prove who we are.
+    #[error(
+        "upstream.url = {value:?} is https but [upstream] has no ca/cert/key: install the bundle from `lapor-hub ca issue`"
+    )]
+    UpstreamWithoutBundle { value: String },
+    /// A bundle that plain http would not use.
+    #[error(
+        "upstream.url = {value:?} is plain http but [upstream] names a TLS bundle: use https://"
+    )]
+    UpstreamPlainWithBundle { value: String },
+    /// Plain text off loopback.
+    #[error(
+        "{key} = {value:?} is not loopback: plain text is allowed only on loopback; configure TLS (see docs/security.md)"
+    )]
+    PlainNotLoopback { key: &'static str, value: String },
 }
 
 /// Accepts `http://host[:port][/]` and `https://...`; the replication client
@@ -187,6 +329,35 @@ mod tests {
             let err = check_upstream_url(bad).unwrap_err().to_string();
             assert!(err.starts_with("upstream.url"), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn plain_text_is_refused_off_loopback_and_https_needs_the_whole_bundle() {
+        let up = |url: &str| UpstreamSection {
+            url: url.into(),
+            ca: None,
+            cert: None,
+            key: None,
+        };
+        assert!(up("http://127.0.0.1:7400").check().is_ok());
+        assert!(up("http://localhost:7400").check().is_ok());
+        let err = up("http://10.0.0.5:7400").check().unwrap_err().to_string();
+        assert!(err.contains("not loopback"), "{err}");
+        let err = up("https://hub-11:7400").check().unwrap_err().to_string();
+        assert!(err.contains("lapor-hub ca issue"), "{err}");
+        let mut half = up("https://hub-11:7400");
+        half.ca = Some("ca.pem".into());
+        assert!(matches!(half.check(), Err(SectionError::PartialTls { .. })));
+        half.cert = Some("site.pem".into());
+        half.key = Some("site.key".into());
+        half.check().unwrap();
+        half.resolve(Path::new("/etc/lapor"));
+        assert_eq!(
+            half.tls().unwrap().unwrap().key,
+            Path::new("/etc/lapor/site.key")
+        );
+        assert!(check_plain_listen("0.0.0.0:7400".parse().unwrap()).is_err());
+        assert!(check_plain_listen("127.0.0.1:7400".parse().unwrap()).is_ok());
     }
 
     #[test]

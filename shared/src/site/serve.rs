@@ -8,6 +8,7 @@
 //! health service until shutdown starts.
 
 use std::convert::Infallible;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use tonic::body::Body;
 use tonic::codegen::Service;
 use tonic::codegen::http::{Request, Response};
 use tonic::server::NamedService;
+use tonic::service::interceptor::InterceptorLayer;
 use tonic::service::{Routes, RoutesBuilder};
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
@@ -24,7 +26,9 @@ use tonic_health::ServingStatus;
 
 use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::shutdown::{self, DRAIN_GRACE};
+use crate::site::config::TlsFiles;
 use crate::store::{Store, StoreError};
+use crate::tls::link::{Authenticate, Bundle, BundleError};
 
 /// TCP keepalive on accepted connections, so a peer that vanished (a
 /// district link that dropped) is noticed and its connection freed.
@@ -42,6 +46,12 @@ pub enum ServeError {
     /// The store did not close cleanly after the server drained.
     #[error("close the store")]
     Close(#[source] StoreError),
+    /// The TLS bundle could not be read or used.
+    #[error("TLS bundle")]
+    Bundle(#[from] BundleError),
+    /// tonic refused the TLS configuration.
+    #[error("configure TLS")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// The site's services, to be served with health and reflection.
@@ -50,6 +60,10 @@ pub struct SiteServer {
     routes: RoutesBuilder,
     /// Names reported SERVING on the health service.
     names: Vec<&'static str>,
+    /// Mutual TLS: our certificate, the CA clients must chain to, and the
+    /// deny-list; `None` serves plain text (loopback only, checked by the
+    /// config).
+    tls: Option<(TlsFiles, Option<PathBuf>)>,
 }
 
 impl SiteServer {
@@ -74,6 +88,14 @@ impl SiteServer {
         self
     }
 
+    /// Serves with mutual TLS: `files` is our certificate, key and the CA
+    /// that client certificates must chain to; serials in `revoked` are
+    /// refused on every request.
+    pub fn tls(mut self, files: TlsFiles, revoked: Option<PathBuf>) -> SiteServer {
+        self.tls = Some((files, revoked));
+        self
+    }
+
     /// Serves on `listener` until `token` is cancelled, then drains (at most
     /// [`DRAIN_GRACE`]), waits for `tracker`'s tasks and closes `store`.
     /// `label` names the site kind in the final log line.
@@ -88,7 +110,22 @@ impl SiteServer {
         store: Store,
         label: &'static str,
     ) -> Result<(), ServeError> {
-        let SiteServer { mut routes, names } = self;
+        let SiteServer {
+            mut routes,
+            names,
+            tls,
+        } = self;
+        let mut builder = Server::builder();
+        let auth = match tls {
+            Some((files, revoked)) => {
+                let bundle = Bundle::load(&files)?;
+                builder = builder
+                    .tls_config(bundle.server_config())
+                    .map_err(ServeError::Tls)?;
+                Some(Authenticate::new(revoked))
+            }
+            None => None,
+        };
         // Built first: the one step that can fail before anything is running.
         let reflection = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -122,7 +159,12 @@ impl SiteServer {
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(TCP_KEEPALIVE));
-        let server = Server::builder()
+        let interceptor = move |request| match &auth {
+            Some(auth) => auth.check(request),
+            None => Ok(request),
+        };
+        let server = builder
+            .layer(InterceptorLayer::new(interceptor))
             .add_routes(routes)
             .serve_with_incoming_shutdown(incoming, token.clone().cancelled_owned());
         let served = shutdown::drain_server(server, &token, DRAIN_GRACE).await;
