@@ -618,3 +618,153 @@ proptest! {
         }
     }
 }
+
+// ---- properties of the single-value validators and the filter ---------------
+//
+// The fuzz targets (fuzz/, docs/security.md) explore the same rules from raw
+// bytes; these properties keep the core of them in the ordinary test run,
+// which CI always executes.
+
+/// A canonical hyphenated UUID of `n`, in lower or upper case.
+fn uuid_text(n: u128, upper: bool) -> String {
+    let s = Uuid::from_u128(n).to_string();
+    if upper { s.to_uppercase() } else { s }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn any_hyphenated_uuid_but_nil_is_accepted(n in any::<u128>(), upper in any::<bool>()) {
+        let parsed = limits::parse_uuid(&uuid_text(n, upper));
+        if n == 0 {
+            prop_assert_eq!(parsed, Err(FieldError::NilUuid));
+        } else {
+            prop_assert_eq!(parsed, Ok(Uuid::from_u128(n)));
+        }
+    }
+
+    #[test]
+    fn a_uuid_in_any_other_form_is_refused(n in 1u128.., form in 0usize..3) {
+        let id = Uuid::from_u128(n);
+        let text = match form {
+            0 => id.simple().to_string(),
+            1 => id.braced().to_string(),
+            _ => id.urn().to_string(),
+        };
+        prop_assert_eq!(limits::parse_uuid(&text), Err(FieldError::Uuid));
+    }
+
+    #[test]
+    fn tracking_numbers_are_exactly_short_ascii_alphanumerics_and_dashes(s in any::<String>()) {
+        let shape = !s.is_empty()
+            && s.len() <= limits::MAX_TRACKING_NUMBER_CHARS
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        prop_assert_eq!(limits::check_tracking_number(&s).is_ok(), shape);
+    }
+
+    #[test]
+    fn generated_emails_are_accepted_and_any_whitespace_refuses_them(
+        local in "[a-z0-9._+]{1,20}",
+        domain in "[a-z0-9]{1,10}(\\.[a-z0-9]{1,10}){1,3}",
+        ws in prop::sample::select(vec![' ', '\t', '\n', '\u{a0}']),
+        at in any::<prop::sample::Index>(),
+    ) {
+        let email = format!("{local}@{domain}");
+        prop_assert_eq!(limits::check_email(&email), Ok(()));
+        let mut chars: Vec<char> = email.chars().collect();
+        chars.insert(at.index(chars.len() + 1), ws);
+        let spaced: String = chars.into_iter().collect();
+        prop_assert!(limits::check_email(&spaced).is_err(), "{spaced:?} accepted");
+    }
+
+    #[test]
+    fn coordinates_are_accepted_exactly_when_both_are_finite_and_in_range(
+        lat in prop::option::of(prop_oneof![any::<f64>(), -90.0f64..=90.0]),
+        lon in prop::option::of(prop_oneof![any::<f64>(), -180.0f64..=180.0]),
+    ) {
+        let ok = match (lat, lon) {
+            (None, None) => true,
+            (Some(lat), Some(lon)) => (-90.0..=90.0).contains(&lat) && (-180.0..=180.0).contains(&lon),
+            _ => false,
+        };
+        prop_assert_eq!(limits::check_coordinates(lat, lon).is_ok(), ok);
+    }
+
+    #[test]
+    fn a_submission_accepts_every_intake_valid_on_its_own(
+        anonymous in any::<bool>(),
+        with_reporter in any::<bool>(),
+        year in 1940i32..2030,
+        title in prop_oneof![Just(String::new()), text_of(1, 40)],
+    ) {
+        // Submission rules only add the date bound; whatever an intake on
+        // its own passes, a submission dated after the incident passes too.
+        let mut p = valid_intake();
+        p.privacy = Some(privacy(anonymous, false));
+        if !with_reporter {
+            p.reporter = None;
+        }
+        p.incident_date = Some(date(year, 1, 1));
+        p.title = title;
+        let today = NaiveDate::from_ymd_opt(2030, 1, 1).unwrap();
+        if let Ok(intake) = intake_from_proto(p.clone()) {
+            prop_assert_eq!(intake_from_submission(p, today), Ok(intake));
+        }
+    }
+
+    #[test]
+    fn a_filter_is_refused_once_per_bad_status_and_bad_region(
+        region in prop_oneof![
+            Just(String::new()),
+            prop::sample::select(vec!["00", "11", "11.13", "93.01", "11.13.01", "1", "xx"]).prop_map(String::from),
+            any::<String>(),
+        ],
+        statuses in prop::collection::vec(-2i32..9, 0..6),
+        since in any::<u64>(),
+    ) {
+        use crate::rpc::complaints::filter_from_proto;
+        let wire = v1::ComplaintFilter { region_code: region.clone(), statuses: statuses.clone(), updated_since_hlc: since };
+        let mut v = Violations::new();
+        let f = filter_from_proto(wire, "filter", &mut v);
+        let bad_statuses = statuses.iter().filter(|s| status_from_proto(**s).is_none()).count();
+        let bad_region = !region.is_empty() && SiteCode::parse(&region).is_err();
+        prop_assert_eq!(v.len(), bad_statuses + usize::from(bad_region));
+        prop_assert_eq!(f.statuses.len(), statuses.len() - bad_statuses);
+        prop_assert_eq!(f.updated_since, (since > 0).then_some(Hlc(since)));
+        match f.region {
+            None => prop_assert!(bad_region || region.is_empty() || region == "00"),
+            Some(r) => prop_assert_eq!(r, region),
+        }
+    }
+
+    #[test]
+    fn mutated_event_encodings_never_panic_and_what_passes_round_trips(
+        event in event_strategy(),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0u8..3), 1..8),
+    ) {
+        // A cheap stand-in for the fuzz_push_batch target: damage a valid
+        // encoding in place (overwrite, insert, delete) and validate.
+        let mut bytes = event_to_proto(&event).encode_to_vec();
+        for (at, byte, op) in edits {
+            let i = at.index(bytes.len() + 1);
+            match op {
+                0 if i < bytes.len() => bytes[i] = byte,
+                1 => bytes.insert(i, byte),
+                _ if i < bytes.len() => { bytes.remove(i); }
+                _ => {}
+            }
+        }
+        let Ok(decoded) = v1::Event::decode(bytes.as_slice()) else { return Ok(()) };
+        match event_from_proto(decoded) {
+            Ok(e) => {
+                let again = v1::Event::decode(event_to_proto(&e).encode_to_vec().as_slice()).unwrap();
+                prop_assert_eq!(event_from_proto(again), Ok(e));
+            }
+            Err(v) => {
+                prop_assert!(!v.is_empty());
+                prop_assert!(v.iter().all(|x| !x.field.is_empty()), "a violation names no field: {}", v);
+            }
+        }
+    }
+}
