@@ -1,0 +1,5 @@
+//! libFuzzer entry point; the decoding, validation and invariants are in
+//! `lapor_fuzz::hello` so the corpus also replays under plain `cargo test`.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| lapor_fuzz::hello(data));
