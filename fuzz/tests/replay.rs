@@ -12,11 +12,7 @@
 use std::path::Path;
 
 /// Seeds that still crash their target: (target, seed file).
-const OPEN_BUGS: &[(&str, &str)] = &[
-    // Hello's clock skew `req.wall_clock_ms - now` overflows
-    // (shared/src/replication/server.rs; docs/security.md, "Results").
-    ("fuzz_hello", "clock_min"),
-];
+const OPEN_BUGS: &[(&str, &str)] = &[];
 
 fn is_open_bug(target: &str, path: &str) -> bool {
     OPEN_BUGS

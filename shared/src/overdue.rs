@@ -50,7 +50,11 @@ pub async fn judging_now(store: &Store) -> Result<DateTime<Utc>, StoreError> {
         .find(|p| p.role == SiteRole::Province.to_string())
         .and_then(|p| p.clock_skew_ms)
         .unwrap_or(0);
-    Ok(now + chrono::Duration::milliseconds(skew))
+    // The skew is clamped where it is measured; still never let a stored
+    // value push the date out of range.
+    Ok(now
+        .checked_add_signed(chrono::Duration::milliseconds(skew))
+        .unwrap_or(now))
 }
 
 /// Statuses in which a deadline can run.

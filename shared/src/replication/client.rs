@@ -322,7 +322,7 @@ async fn session(
         .record_peer(PeerUpdate {
             peer: Some(parent.clone()),
             seen_at_ms: Some(now),
-            clock_skew_ms: Some(hello.wall_clock_ms - store.wall_clock_ms()),
+            clock_skew_ms: super::clock_skew(hello.wall_clock_ms, store.wall_clock_ms()),
             ..Default::default()
         })
         .await?;

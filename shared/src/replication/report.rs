@@ -38,7 +38,7 @@ pub struct UpstreamStatus {
 pub const SKEW_WARNING_MS: i64 = 5 * 60 * 1000;
 
 fn skew_warning(skew: Option<i64>) -> bool {
-    skew.is_some_and(|s| s.abs() > SKEW_WARNING_MS)
+    skew.is_some_and(|s| s.unsigned_abs() > SKEW_WARNING_MS.unsigned_abs())
 }
 
 /// One child of a hub, for `lapor-hub nodes --json`.
