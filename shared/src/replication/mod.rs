@@ -2,6 +2,7 @@
 //! parent (province hub, or national hub).
 //!
 //! - [`server`]: the parent's half — Hello, Push (durable acks), Pull.
+//! - `feed`: the parent's Pull feed, one per open stream.
 //! - [`client`]: the child's half — the push loop with a byte window,
 //!   reconnect backoff and link status.
 //! - [`codec`]: batch payload framing and compression.
@@ -21,6 +22,7 @@
 
 pub mod client;
 pub mod codec;
+mod feed;
 mod pull;
 pub mod report;
 pub mod scope;

@@ -37,7 +37,7 @@ use crate::proto::v1::{
 };
 use crate::store::{
     AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord,
-    RunRequest, Store,
+    Store,
 };
 
 /// Limits a parent enforces on its children.
@@ -152,7 +152,7 @@ impl ReplicationService {
     }
 }
 
-fn store_status(e: crate::store::StoreError) -> Status {
+pub(super) fn store_status(e: crate::store::StoreError) -> Status {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failed during replication");
     if e.is_retriable() {
         Status::unavailable("storage busy, retry")
@@ -296,7 +296,7 @@ impl Replication for ReplicationService {
         let req = req.into_inner();
         let (child, compression) = self.session(&req.session_id)?;
         let (tx, rx) = mpsc::channel(8);
-        let feed = PullFeed {
+        let feed = super::feed::PullFeed {
             store: self.store.clone(),
             child,
             compression,
@@ -507,91 +507,6 @@ async fn apply_batches(
         };
         if acks.send(Ok(ack)).await.is_err() {
             return;
-        }
-    }
-}
-
-/// Streams the events that concern a child, then follows new commits.
-struct PullFeed {
-    store: Store,
-    child: SiteCode,
-    compression: v1::Compression,
-    after: Seq,
-    max_bytes: usize,
-    max_events: usize,
-}
-
-impl PullFeed {
-    async fn run(mut self, tx: mpsc::Sender<Result<PullBatch, Status>>, token: CancellationToken) {
-        let mut head = self.store.watch_head();
-        let mut receipts = self.store.watch_receipts();
-        // Sent at the start of every stream, so a child that reconnects (or
-        // a hub that restarted) still delivers receipts it owed.
-        let mut receipt_sent: Option<(Seq, i64)> = None;
-        loop {
-            let receipt = match self.store.receipt_for(self.child.clone()).await {
-                Ok(r) => r.filter(|r| Some(*r) != receipt_sent),
-                Err(e) => {
-                    let _ = tx.send(Err(store_status(e))).await;
-                    return;
-                }
-            };
-            let req = RunRequest {
-                after: self.after,
-                exclude_from: Some(self.child.clone()),
-                region: Some(self.child.clone()),
-                max_events: self.max_events,
-                max_bytes: self.max_bytes,
-            };
-            let run = match self.store.event_run(req).await {
-                Ok(run) => run,
-                Err(e) => {
-                    let _ = tx.send(Err(store_status(e))).await;
-                    return;
-                }
-            };
-            if run.through > self.after || receipt.is_some() {
-                let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
-                let payload = match codec::compress(self.compression, &raw) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(Status::internal(format!("compress: {e}"))))
-                            .await;
-                        return;
-                    }
-                };
-                let batch = PullBatch {
-                    after_seq: self.after.0,
-                    through_seq: run.through.0,
-                    compression: self.compression as i32,
-                    payload,
-                    event_count: run.events.len() as u32,
-                    receipts: receipt
-                        .map(|(through, at_ms)| v1::Receipt {
-                            tier: v1::Tier::National as i32,
-                            through_seq: through.0,
-                            at_ms,
-                        })
-                        .into_iter()
-                        .collect(),
-                };
-                self.after = run.through;
-                if receipt.is_some() {
-                    receipt_sent = receipt;
-                }
-                // A failed send means the child went away.
-                if tx.send(Ok(batch)).await.is_err() {
-                    return;
-                }
-                continue;
-            }
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tx.closed() => return,
-                changed = head.changed() => if changed.is_err() { return },
-                changed = receipts.changed() => if changed.is_err() { return },
-            }
         }
     }
 }
