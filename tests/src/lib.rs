@@ -158,3 +158,4 @@ mod tests {
         );
     }
 }
+pub mod fault;

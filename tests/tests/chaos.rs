@@ -1,0 +1,305 @@
+//! The fault-injection harness in CI (issue 6): a fixed set of seeded chaos
+//! schedules against the real binaries, a node whose disk fills and frees,
+//! and the slow-link scenario. Each ends with the checker: nothing lost,
+//! unexpected, duplicated or diverged, every database sound.
+//!
+//! The tests take turns (one federation at a time on a 2-core machine) and
+//! together stay well under five minutes of a debug build; the long mode is
+//! the `chaos` binary (see `docs/reliability.md`).
+//!
+//! Disk-full needs a tmpfs mount, so those tests run as root only, each in
+//! a copy of this test binary started under `unshare -m` (a private mount
+//! namespace, so no mount is ever visible outside it); elsewhere they say
+//! why they were skipped.
+
+// Test helpers outside #[test] fns: a panic is how they report failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use lapor_shared::proto::v1;
+use lapor_tests::fault::federation::{
+    DiskMode, Federation, FederationOptions, PRIVATE_MOUNTS_ENV, is_root,
+};
+use lapor_tests::fault::nemesis::{Fault, Plan, Step};
+use lapor_tests::fault::schedule::{ScheduleConfig, ScheduleReport, run_plan, run_schedule};
+use lapor_tests::fault::slowlink::{self, SlowLinkConfig};
+use lapor_tests::fault::workload::intake_client;
+use lapor_tests::{submit_request, wait_until};
+
+/// One federation at a time: they compete for two cores otherwise.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The CI set: 24 schedules of 4 s with 2–5 faults each.
+const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
+
+fn failure(report: &ScheduleReport) -> String {
+    let mut out = format!("{}\n", report.summary());
+    if let Some(why) = &report.not_converged {
+        out += &format!("  {why}\n");
+    }
+    for line in report.findings.lines().iter().take(20) {
+        out += &format!("  {line}\n");
+    }
+    for line in &report.diagnostics {
+        out += &format!("  {line}\n");
+    }
+    if let Some(dir) = &report.kept_dir {
+        out += &format!("  kept {}\n", dir.display());
+    }
+    for (site, log) in &report.logs {
+        out += &format!("  --- {site} ---\n{log}\n");
+    }
+    out + &format!(
+        "  replay: cargo run --release -p lapor-tests --bin chaos -- --seed {}\n",
+        report.seed
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixed_seed_schedules_lose_nothing_duplicate_nothing_and_converge() {
+    let _turn = SERIAL.lock().await;
+    let config = ScheduleConfig {
+        // Disk-full has its own test below (it needs a private namespace).
+        disk: DiskMode::Skipped("disk-full runs in its own test".into()),
+        ..ScheduleConfig::default()
+    };
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut acknowledged = 0;
+    for seed in CI_SEEDS {
+        let report = run_schedule(seed, &config)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: harness error: {e:#}"));
+        eprintln!("{}", report.summary());
+        acknowledged += report.tally.acknowledged;
+        if !report.passed() {
+            failures.push(failure(&report));
+        }
+    }
+    eprintln!(
+        "{} schedules, {acknowledged} acknowledged, in {:.0}s",
+        CI_SEEDS.count(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(acknowledged > 0, "the workload got nothing acknowledged");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Where a disk-full test body runs.
+enum Namespace {
+    /// In the private mount namespace: run the body.
+    Inside,
+    /// This copy only started the one inside; it passed.
+    DoneOutside,
+    /// Not possible here; the reason was printed.
+    Skipped,
+}
+
+/// Runs test `name` of this binary again under `unshare -m`, unless this
+/// already is that copy.
+async fn in_private_namespace(name: &str, ignored: bool) -> Namespace {
+    if std::env::var_os(PRIVATE_MOUNTS_ENV).is_some() {
+        return Namespace::Inside;
+    }
+    if !is_root() {
+        eprintln!("{name}: skipped, disk-full needs root for a tmpfs mount");
+        return Namespace::Skipped;
+    }
+    let exe = std::env::current_exe().unwrap();
+    let mut cmd = tokio::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "--"])
+        .arg(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(PRIVATE_MOUNTS_ENV, "1")
+        .kill_on_drop(true);
+    if ignored {
+        cmd.arg("--ignored");
+    }
+    let status = cmd.status().await.unwrap();
+    if status.code() == Some(1)
+        && !tokio::process::Command::new("unshare")
+            .args(["-m", "--propagation", "private", "true"])
+            .status()
+            .await
+            .is_ok_and(|s| s.success())
+    {
+        eprintln!("{name}: skipped, `unshare -m` is not permitted here");
+        return Namespace::Skipped;
+    }
+    assert!(status.success(), "{name} inside the namespace: {status}");
+    Namespace::DoneOutside
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_disk_that_fills_and_frees_loses_nothing_and_converges() {
+    let name = "a_node_disk_that_fills_and_frees_loses_nothing_and_converges";
+    let _turn = SERIAL.lock().await;
+    if !matches!(in_private_namespace(name, false).await, Namespace::Inside) {
+        return;
+    }
+    // 11.04's disk fills while it takes complaints and events flow down
+    // to it; the province is killed meanwhile, for good measure.
+    let plan = Plan {
+        seed: 9_001,
+        window: Duration::from_secs(5),
+        steps: vec![
+            Step {
+                at: Duration::from_millis(800),
+                fault: Fault::DiskFull {
+                    site: 3,
+                    span: Duration::from_millis(1_500),
+                },
+            },
+            Step {
+                at: Duration::from_millis(1_200),
+                fault: Fault::Kill {
+                    site: 1,
+                    down: Duration::from_millis(800),
+                },
+            },
+        ],
+    };
+    let config = ScheduleConfig {
+        disk: DiskMode::Available,
+        ..ScheduleConfig::default()
+    };
+    let report = run_plan(&plan, &config).await.unwrap();
+    eprintln!("{}", report.summary());
+    assert!(report.passed(), "{}", failure(&report));
+}
+
+/// Adds a comment at national to `complaint`.
+async fn comment_at_national(national: std::net::SocketAddr, complaint: &str) {
+    intake_client(national, Duration::from_secs(5))
+        .unwrap()
+        .add_event(v1::AddEventRequest {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            complaint_id: complaint.to_owned(),
+            actor: "admin.nasional".into(),
+            body: Some(v1::EventBody {
+                kind: Some(v1::event_body::Kind::Commented(v1::Commented {
+                    body: "mohon ditindaklanjuti".into(),
+                })),
+            }),
+        })
+        .await
+        .unwrap();
+}
+
+/// The events `addr` holds of `complaint` (0 when it lacks it).
+async fn event_count(addr: std::net::SocketAddr, complaint: &str) -> anyhow::Result<u32> {
+    let held = lapor_tests::fault::observe::holdings(addr).await?;
+    Ok(held.complaints.get(complaint).map_or(0, |c| c.event_count))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: a node whose disk was full stops syncing for up to 60 s after space returns — \
+            StoreError::is_retriable (shared/src/store/mod.rs) calls SQLITE_FULL permanent, so \
+            SyncError::is_retriable (shared/src/replication/client.rs) makes push_loop wait \
+            full_jitter(backoff_max) and log 'parent refused this site'; chaos seed 13 shows it"]
+async fn bug_a_node_resumes_sync_promptly_after_its_full_disk_frees() {
+    let name = "bug_a_node_resumes_sync_promptly_after_its_full_disk_frees";
+    let _turn = SERIAL.lock().await;
+    if !matches!(in_private_namespace(name, true).await, Namespace::Inside) {
+        return;
+    }
+    let fed = Federation::start(&FederationOptions {
+        disk_node: Some("11.04"),
+        keep_dir: false,
+    })
+    .await
+    .unwrap();
+    let node = fed.info(3);
+    let national = fed.info(0).addr;
+    let id = uuid::Uuid::now_v7().to_string();
+    intake_client(node.addr, Duration::from_secs(5))
+        .unwrap()
+        .submit(submit_request(node.code, 1, &id))
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the complaint at national",
+        || async {
+            let held = lapor_tests::fault::observe::holdings(national).await?;
+            Ok(held.complaints.contains_key(&id).then_some(()))
+        },
+    )
+    .await
+    .unwrap();
+    // Three rounds: with the bug each resumes after a uniform draw in
+    // [0, 60 s], so passing all three by luck is (10/60)^3, under 1 %.
+    for round in 1..=3u32 {
+        let before = event_count(node.addr, &id).await.unwrap();
+        fed.fill_disk(3).unwrap();
+        // The comment travels down while the disk is full: the node fails
+        // to store it, and its sync session ends with SQLITE_FULL.
+        comment_at_national(national, &id).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        fed.free_disk(3).unwrap();
+        let freed = Instant::now();
+        wait_until(
+            Duration::from_secs(90),
+            "the comment at the node",
+            || async { Ok((event_count(node.addr, &id).await? > before).then_some(())) },
+        )
+        .await
+        .unwrap();
+        let took = freed.elapsed();
+        eprintln!("round {round}: the node held the comment {took:?} after its disk freed");
+        assert!(
+            took < Duration::from_secs(10),
+            "round {round}: the node took {took:?} after its disk freed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "bug: the push loop's session (shared/src/replication/client.rs, session) has no \
+            deadline on connect + Hello + opening Push/Pull, so a parent that accepts and then \
+            goes silent holds the node until HTTP/2 keep-alive (30 s + 20 s) — and in the release \
+            long run (seeds 225 and 865) a node stayed silent for 90 s after its dial was reset \
+            on accept while the province was down: no error logged, no new dial"]
+async fn bug_a_push_session_that_never_hears_from_its_parent_is_abandoned_within_20_s() {
+    let _turn = SERIAL.lock().await;
+    let fed = Federation::start(&FederationOptions::default())
+        .await
+        .unwrap();
+    let link = fed.uplink(4).unwrap();
+    // Accept, forward nothing: the node's next session waits on a parent
+    // that never answers.
+    link.set_stalled(true);
+    link.cut();
+    let dialled = link.counters().connections;
+    wait_until(Duration::from_secs(30), "a dial into the stall", || async {
+        Ok((link.counters().connections > dialled).then_some(()))
+    })
+    .await
+    .unwrap();
+    let stuck = Instant::now();
+    let into_stall = link.counters().connections;
+    wait_until(
+        Duration::from_secs(90),
+        "the node to dial again",
+        || async { Ok((link.counters().connections > into_stall).then_some(())) },
+    )
+    .await
+    .unwrap();
+    let took = stuck.elapsed();
+    eprintln!("the node gave up on a silent parent after {took:?}");
+    assert!(
+        took < Duration::from_secs(20),
+        "a session with a silent parent held the node for {took:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_two_week_backlog_drains_over_a_slow_link_and_a_cut_resends_at_most_one_batch() {
+    let _turn = SERIAL.lock().await;
+    let report = slowlink::run(&SlowLinkConfig::default()).await.unwrap();
+    eprintln!("{}", serde_json::to_string(&report).unwrap());
+    assert!(report.backlog_events > report.backlog_complaints * 3);
+    assert!(report.cut_at_bytes_up.is_some(), "the cut never fell");
+    assert!(report.passed(), "{report:#?}");
+}
