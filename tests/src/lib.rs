@@ -9,6 +9,9 @@
 //! - [`site`]: a running site process ([`site::SiteProcess`]) — init, start,
 //!   readiness, signals, and a guard that kills the process when dropped;
 //! - [`sample`]: realistic sample complaints with synthetic reporters.
+//! - [`local`]: the demo federation (national, Aceh, three districts) set
+//!   up with the operator commands, mutual TLS by default;
+//!   [`capture`]: a loopback proxy recording what crosses a link.
 //! - `src/bin/`: the demo and the benchmarks.
 //!
 //! Processes announce readiness with one stdout line, `listening on ADDR`,
@@ -16,6 +19,8 @@
 //! harness reads it to learn the port, so no test needs a fixed port or a
 //! sleep.
 
+pub mod capture;
+pub mod local;
 pub mod sample;
 pub mod site;
 

@@ -21,7 +21,7 @@ use lapor_shared::proto::v1::complaints_client::ComplaintsClient;
 use lapor_shared::proto::v1::intake_client::IntakeClient;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
-use tonic::transport::Channel;
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::{Binary, binary};
 
@@ -42,6 +42,29 @@ pub struct SiteProcess {
     addr: SocketAddr,
     /// Kept open so a late write to stdout never fails with EPIPE.
     _stdout: BufReader<ChildStdout>,
+    /// How this harness's own clients reach a hub that requires mutual
+    /// TLS (an operator certificate); `None`: plain text on loopback.
+    client_tls: Option<ClientTlsConfig>,
+}
+
+/// An operator bundle from `lapor-hub ca issue --operator NAME` (its
+/// `ca.pem`, `operator.pem`, `operator.key`) and the DNS name the hub's
+/// server certificate carries (`site-11.lapor.internal`).
+///
+/// # Errors
+/// A file of the bundle cannot be read.
+pub fn operator_tls(bundle: &Path, hub_dns: &str) -> anyhow::Result<ClientTlsConfig> {
+    let read = |name: &str| {
+        let path = bundle.join(name);
+        std::fs::read(&path).with_context(|| format!("read {}", path.display()))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")?))
+        .identity(Identity::from_pem(
+            read("operator.pem")?,
+            read("operator.key")?,
+        ))
+        .domain_name(hub_dns))
 }
 
 impl SiteProcess {
@@ -105,16 +128,30 @@ impl SiteProcess {
             child,
             addr,
             _stdout: stdout,
+            client_tls: None,
         })
+    }
+
+    /// This harness's clients (count, list, get) present `tls` from now on:
+    /// for a hub that requires client certificates ([`operator_tls`]).
+    #[must_use]
+    pub fn with_client_tls(mut self, tls: ClientTlsConfig) -> SiteProcess {
+        self.client_tls = Some(tls);
+        self
     }
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (plain text on loopback).
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// `https://127.0.0.1:PORT`, for a site serving mutual TLS.
+    pub fn tls_endpoint(&self) -> String {
+        format!("https://{}", self.addr)
     }
 
     pub fn config(&self) -> &Path {
@@ -128,7 +165,11 @@ impl SiteProcess {
     }
 
     pub async fn channel(&self) -> anyhow::Result<Channel> {
-        Channel::from_shared(self.endpoint())?
+        let endpoint = match &self.client_tls {
+            None => Endpoint::from_shared(self.endpoint())?,
+            Some(tls) => Endpoint::from_shared(self.tls_endpoint())?.tls_config(tls.clone())?,
+        };
+        endpoint
             .connect()
             .await
             .with_context(|| format!("connect to {} at {}", self.which.name(), self.addr))

@@ -1,12 +1,14 @@
 //! The README's first command: a whole local federation on loopback.
 //!
-//! `cargo run -p lapor-tests --bin demo [-- --data-dir DIR --per-node N --keep-running]`
+//! `cargo run -p lapor-tests --bin demo [-- --data-dir DIR --per-node N --keep-running --insecure]`
 //!
 //! Starts, as real processes on ports chosen at runtime, the national hub
 //! (00), the Aceh provincial hub (11) forwarding to national, and three
 //! district nodes pushing to the Aceh hub — Gayo Lues (11.13), Aceh Tengah
 //! (11.04), Kota Banda Aceh (11.71) — each with its own SQLite database
-//! under a fresh data directory. It submits sample complaints (synthetic
+//! under a fresh data directory. Every link is mutual TLS, set up with
+//! the operator commands (`lapor-hub ca init`, `ca issue`); `--insecure`
+//! runs them in plain text on loopback instead. It submits sample complaints (synthetic
 //! reporters) at every node, waits (bounded) until national holds them
 //! all, reports what each tier holds and each node's link, and ends with
 //! `demo: N submitted, N at national`. It exits non-zero when national has
@@ -19,9 +21,8 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use lapor_shared::proto::v1;
 use lapor_shared::proto::v1::get_complaint_request::Key;
-use lapor_tests::site::{
-    SiteProcess, init_hub, init_hub_with_upstream, init_node_with_upstream, status_json,
-};
+use lapor_tests::local::{LocalFederation, Security};
+use lapor_tests::site::{SiteProcess, status_json};
 use lapor_tests::{Binary, wait_until};
 
 /// Start a local lapor-sync federation, submit sample complaints, and show
@@ -38,31 +39,15 @@ struct Args {
     /// Keep the federation running after the report, until Ctrl-C.
     #[arg(long)]
     keep_running: bool,
+    /// Plain text between the sites instead of mutual TLS (loopback only).
+    #[arg(long)]
+    insecure: bool,
 }
-
-/// The districts of the demo, with their names for the report.
-const NODES: &[(&str, &str)] = &[
-    ("11.13", "Kabupaten Gayo Lues"),
-    ("11.04", "Kabupaten Aceh Tengah"),
-    ("11.71", "Kota Banda Aceh"),
-];
 
 /// How long national may take to hold every submitted complaint. On
 /// loopback it takes well under a second; the bound only catches a
 /// federation that does not replicate.
 const REPLICATION_DEADLINE: Duration = Duration::from_secs(60);
-
-/// How long a site may take to stop after SIGTERM.
-const STOP_DEADLINE: Duration = Duration::from_secs(20);
-
-/// A running district node of the demo.
-struct DemoNode {
-    code: &'static str,
-    config: PathBuf,
-    site: SiteProcess,
-    /// Tracking numbers minted at this node, in submission order.
-    tracking: Vec<String>,
-}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -70,28 +55,31 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = prepare_data_dir(args.data_dir)?;
     println!("demo: data directory {}", data_dir.display());
 
+    let security = if args.insecure {
+        Security::Insecure
+    } else {
+        Security::MutualTls
+    };
     println!("demo: building and starting the sites (first run compiles the binaries)");
-    let national_config = init_hub(&data_dir, "national", "00").await?;
-    let national = SiteProcess::start(Binary::Hub, &national_config).await?;
-    println!("  national hub 00                  {}", national.endpoint());
-    let province_config =
-        init_hub_with_upstream(&data_dir, "province", "11", Some(&national.endpoint())).await?;
-    let province = SiteProcess::start(Binary::Hub, &province_config).await?;
+    let fed = LocalFederation::start(&data_dir, security, false).await?;
+    match security {
+        Security::MutualTls => println!(
+            "demo: every link is mutual TLS: a CA at national and at the Aceh hub (`lapor-hub ca init`), a bundle per site (`lapor-hub ca issue`)"
+        ),
+        Security::Insecure => println!("demo: links in plain text on loopback (--insecure)"),
+    }
+    println!("  national hub 00                  {}", fed.national.addr());
     println!(
         "  Aceh hub 11                      {}  -> national",
-        province.endpoint()
+        fed.province.addr()
     );
-    let mut nodes = Vec::new();
-    for (code, name) in NODES {
-        let config = init_node_with_upstream(&data_dir, code, Some(&province.endpoint())).await?;
-        let site = SiteProcess::start(Binary::Node, &config).await?;
-        println!("  node {code} {name:<22}  {}  -> Aceh hub", site.endpoint());
-        nodes.push(DemoNode {
-            code,
-            config,
-            site,
-            tracking: Vec::new(),
-        });
+    for node in &fed.nodes {
+        println!(
+            "  node {} {:<22}  {}  -> Aceh hub",
+            node.code,
+            node.name,
+            node.site.addr()
+        );
     }
 
     println!(
@@ -100,8 +88,10 @@ async fn main() -> anyhow::Result<()> {
     );
     let started = Instant::now();
     let mut submitted = 0u64;
-    for node in &mut nodes {
+    let mut tracking: Vec<Vec<String>> = Vec::new();
+    for node in &fed.nodes {
         let mut intake = node.site.intake().await?;
+        let mut minted = Vec::new();
         for n in 0..args.per_node {
             let id = uuid::Uuid::now_v7().to_string();
             // Distinct samples per district: offset the sample number.
@@ -111,12 +101,14 @@ async fn main() -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("submit a sample complaint at {}", node.code))?
                 .into_inner();
-            node.tracking.push(resp.tracking_number);
+            minted.push(resp.tracking_number);
         }
         submitted += args.per_node;
-        println!("  {}: {}", node.code, node.tracking.join(" "));
+        println!("  {}: {}", node.code, minted.join(" "));
+        tracking.push(minted);
     }
 
+    let national = &fed.national;
     let caught_up = wait_until(
         REPLICATION_DEADLINE,
         &format!("{submitted} complaints at national"),
@@ -131,10 +123,10 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("demo: complaints held at each site");
-    for node in &nodes {
+    for node in &fed.nodes {
         println!("  node {:<8}     {}", node.code, node.site.count().await?);
     }
-    println!("  Aceh hub 11       {}", province.count().await?);
+    println!("  Aceh hub 11       {}", fed.province.count().await?);
     let at_national = national.count().await?;
     println!("  national 00       {at_national}");
 
@@ -142,16 +134,16 @@ async fn main() -> anyhow::Result<()> {
         println!("demo: {submitted} submitted, {at_national} at national");
         bail!(
             "national did not catch up: {e:#}\n--- Aceh hub log ---\n{}\n--- national log ---\n{}",
-            province.log_tail(),
+            fed.province.log_tail(),
             national.log_tail()
         );
     }
 
     println!("demo: the same complaint at its node and at national");
-    for node in nodes.iter().take(2) {
-        if let Some(tracking) = node.tracking.first() {
+    for (node, minted) in fed.nodes.iter().zip(&tracking).take(2) {
+        if let Some(tracking) = minted.first() {
             let here = get(&node.site, tracking).await?;
-            let there = get(&national, tracking).await?;
+            let there = get(national, tracking).await?;
             let title = there.intake.as_ref().map_or("", |i| i.title.as_str());
             let same = if here.digest == there.digest {
                 "same state digest"
@@ -163,7 +155,7 @@ async fn main() -> anyhow::Result<()> {
     }
 
     println!("demo: each node's link to the Aceh hub");
-    for node in &nodes {
+    for node in &fed.nodes {
         let upstream = node_upstream(&node.config).await?;
         println!(
             "  node {}: parent {}, acked seq {}, queued {}",
@@ -180,19 +172,7 @@ async fn main() -> anyhow::Result<()> {
         println!("demo: running; press Ctrl-C to stop");
         tokio::signal::ctrl_c().await.context("wait for Ctrl-C")?;
     }
-    let mut sites: Vec<SiteProcess> = nodes.into_iter().map(|n| n.site).collect();
-    sites.push(province);
-    sites.push(national);
-    for site in &mut sites {
-        // Fails only for a site already gone: Ctrl-C in a terminal reaches
-        // the whole process group, so the sites may be stopping already.
-        let _ = site.sigterm().await;
-        let status = site.wait_exit(STOP_DEADLINE).await?;
-        if !status.success() {
-            bail!("a site exited with {status}:\n{}", site.log_tail());
-        }
-    }
-    Ok(())
+    fed.stop().await
 }
 
 async fn get(site: &SiteProcess, tracking: &str) -> anyhow::Result<v1::Complaint> {
