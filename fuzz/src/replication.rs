@@ -20,6 +20,7 @@ use lapor_shared::proto::v1::{
 use lapor_shared::regions;
 use lapor_shared::replication::server::{ReplicationService, ServerLimits};
 use lapor_shared::replication::{PROTOCOL_VERSION, codec, scope};
+use lapor_shared::tls::link::InsecureLoopback;
 use prost::Message as _;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,7 +65,12 @@ pub fn hello(data: &[u8]) {
             Some(_) => Ok(()),
         }
     };
-    let answer = block_on(service().hello(Request::new(req.clone())));
+    // The handler as a plain-text loopback site server runs it (the Hello's
+    // site is taken as is); the certificate rules are unit-tested in
+    // `replication::server`.
+    let mut request = Request::new(req.clone());
+    request.extensions_mut().insert(InsecureLoopback);
+    let answer = block_on(service().hello(request));
     match (answer, expected) {
         (Ok(response), Ok(())) => {
             let r = response.into_inner();

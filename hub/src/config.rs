@@ -8,11 +8,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
 use lapor_shared::hlc::SystemClock;
 use lapor_shared::overdue::DeadlinePolicy;
 use lapor_shared::regions;
+use lapor_shared::replication::limit::{RateLimit, SESSION_COST};
 use lapor_shared::site::config::{
     SectionError, ServerSection, StoreSection, TestingSection, TlsSection, UpstreamSection,
     toml_string,
@@ -48,8 +50,73 @@ pub struct HubConfig {
     /// the hub serves plain text on loopback only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
+    /// Per-child rate limit and request timeout.
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(default)]
     pub testing: TestingSection,
+}
+
+/// `[limits]`: how much each child may ask, and how long a request may take.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Replication requests (Hello, Push, Pull) a child may make per second.
+    pub child_requests_per_second: f64,
+    /// Requests a child may make at once after a quiet spell; at least 3
+    /// (one session's Hello, Push and Pull).
+    pub child_burst: u32,
+    /// Longest a request handler may take to answer (for a stream: to open
+    /// it), in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        let rate = RateLimit::default();
+        LimitsSection {
+            child_requests_per_second: rate.per_second,
+            child_burst: rate.burst,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl LimitsSection {
+    /// The per-child token bucket.
+    pub fn child_rate(&self) -> RateLimit {
+        RateLimit {
+            per_second: self.child_requests_per_second,
+            burst: self.child_burst,
+        }
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let rate = self.child_requests_per_second;
+        if !(rate.is_finite() && rate > 0.0) {
+            return Err(ConfigError::Limit {
+                key: "limits.child_requests_per_second",
+                why: "must be a number above 0",
+            });
+        }
+        if f64::from(self.child_burst) < SESSION_COST {
+            return Err(ConfigError::Limit {
+                key: "limits.child_burst",
+                why: "must be at least 3 (a session's Hello, Push and Pull)",
+            });
+        }
+        if self.request_timeout_secs == 0 {
+            return Err(ConfigError::Limit {
+                key: "limits.request_timeout_secs",
+                why: "must be at least 1",
+            });
+        }
+        Ok(())
+    }
 }
 
 /// Which tier a hub is.
@@ -119,6 +186,12 @@ pub enum ConfigError {
     /// The national hub has no parent to forward to.
     #[error("upstream is set but site.role = \"national\" has no parent")]
     NationalUpstream,
+    /// A `[limits]` value the hub cannot use.
+    #[error("{key} {why}")]
+    Limit {
+        key: &'static str,
+        why: &'static str,
+    },
 }
 
 impl HubConfig {
@@ -158,6 +231,7 @@ impl HubConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.site_code()?;
         self.store.check()?;
+        self.limits.check()?;
         match (&self.upstream, self.site.role) {
             (Some(_), HubRole::National) => return Err(ConfigError::NationalUpstream),
             (Some(upstream), HubRole::Province) => upstream.check()?,
@@ -354,6 +428,35 @@ mod tests {
         let config = HubConfig::parse(&text).unwrap();
         config.validate().unwrap();
         assert_eq!(config.key_path(), Path::new("/etc/lapor-hub/site.key"));
+    }
+
+    #[test]
+    fn limits_default_to_the_template_and_unusable_ones_are_refused() {
+        let config = HubConfig::parse(TEMPLATE).unwrap();
+        assert_eq!(config.limits, LimitsSection::default());
+        let without = HubConfig::parse(
+            "[site]\nrole = \"national\"\ncode = \"00\"\n[store]\npath = \"h.db\"\n",
+        )
+        .unwrap();
+        assert_eq!(without.limits, LimitsSection::default());
+        for (line, value, key) in [
+            (
+                "child_requests_per_second = 2.0",
+                "child_requests_per_second = 0.0",
+                "child_requests_per_second",
+            ),
+            ("child_burst = 30", "child_burst = 2", "child_burst"),
+            (
+                "request_timeout_secs = 30",
+                "request_timeout_secs = 0",
+                "request_timeout_secs",
+            ),
+        ] {
+            let text = TEMPLATE.replace(line, value);
+            assert_ne!(text, TEMPLATE, "the template sets {line}");
+            let err = HubConfig::parse(&text).unwrap().validate().unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
     }
 
     #[test]

@@ -39,7 +39,7 @@ use lapor_shared::store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::HubConfig;
+use crate::config::{HubConfig, LimitsSection};
 
 /// A hub whose store is open and migrated, ready to serve.
 #[derive(Debug)]
@@ -54,6 +54,8 @@ pub struct Hub {
     tls: Option<TlsSection>,
     /// Holidays and SLA days for the deadlines this site serves.
     deadlines: DeadlinePolicy,
+    /// Per-child rate limit and request timeout.
+    limits: LimitsSection,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second hub on the same database is refused.
     _lock: File,
@@ -83,6 +85,7 @@ impl Hub {
             upstream,
             tls: config.tls.clone(),
             deadlines,
+            limits: config.limits.clone(),
             _lock: lock,
         })
     }
@@ -104,10 +107,22 @@ impl Hub {
             upstream,
             tls,
             deadlines,
+            limits,
             _lock: lock,
             ..
         } = self;
-        let result = server::serve(store, listener, token, upstream, tls, deadlines).await;
+        let result = server::serve(
+            store,
+            listener,
+            token,
+            server::Options {
+                upstream,
+                tls,
+                deadlines,
+                limits,
+            },
+        )
+        .await;
         // Released only now that the store is closed.
         drop(lock);
         result

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::Hub;
 use crate::cli::RunArgs;
+use crate::config::LimitsSection;
 use crate::init::load;
 
 /// Largest request a client may send to the read services.
@@ -65,16 +66,30 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     Ok(ExitCode::SUCCESS)
 }
 
+/// What a hub serves with, from its config.
+pub(crate) struct Options {
+    /// The parent, when this hub forwards upward.
+    pub upstream: Option<UpstreamConfig>,
+    /// Mutual TLS for children; `None` is insecure loopback mode.
+    pub tls: Option<TlsSection>,
+    pub deadlines: DeadlinePolicy,
+    pub limits: LimitsSection,
+}
+
 /// Serves until `token` is cancelled, then shuts down in order and closes
 /// `store`.
 pub(crate) async fn serve(
     store: Store,
     listener: TcpListener,
     token: CancellationToken,
-    upstream: Option<UpstreamConfig>,
-    tls: Option<TlsSection>,
-    deadlines: DeadlinePolicy,
+    options: Options,
 ) -> anyhow::Result<()> {
+    let Options {
+        upstream,
+        tls,
+        deadlines,
+        limits: config_limits,
+    } = options;
     let tracker = TaskTracker::new();
     let complaints =
         ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
@@ -91,7 +106,10 @@ pub(crate) async fn serve(
     // their operators; Submit is refused here — intake happens at nodes.
     let intake = IntakeServer::new(IntakeService::new(store.clone()))
         .max_decoding_message_size(MAX_REQUEST_BYTES);
-    let limits = ServerLimits::default();
+    let limits = ServerLimits {
+        child_rate: config_limits.child_rate(),
+        ..ServerLimits::default()
+    };
     let replication = ReplicationServer::new(ReplicationService::new(
         store.clone(),
         limits.clone(),
@@ -101,6 +119,7 @@ pub(crate) async fn serve(
     .max_decoding_message_size(max_message_bytes(&limits))
     .max_encoding_message_size(max_message_bytes(&limits));
     let mut server = SiteServer::new()
+        .request_timeout(config_limits.request_timeout())
         .add_service(complaints)
         .add_service(intake)
         .add_service(replication);

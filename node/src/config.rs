@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use lapor_shared::domain::{CodeError, SiteCode, SiteRole};
 use lapor_shared::hlc::SystemClock;
@@ -43,8 +44,33 @@ pub struct NodeConfig {
     /// Holidays and SLA days for LAPOR deadlines; every tier must agree.
     #[serde(default)]
     pub deadlines: DeadlinePolicy,
+    /// Request timeout of the node's own server.
+    #[serde(default)]
+    pub limits: LimitsSection,
     #[serde(default)]
     pub testing: TestingSection,
+}
+
+/// `[limits]`: how long a request to the node may take.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSection {
+    /// Longest a request handler may take to answer, in seconds.
+    pub request_timeout_secs: u64,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl LimitsSection {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
 }
 
 /// `[site]`: which district this node is.
@@ -89,6 +115,9 @@ pub enum ConfigError {
     /// A shared section (`[store]`, `[upstream]`) has an unusable value.
     #[error(transparent)]
     Section(#[from] SectionError),
+    /// `limits.request_timeout_secs` is 0.
+    #[error("limits.request_timeout_secs must be at least 1")]
+    RequestTimeout,
 }
 
 impl NodeConfig {
@@ -124,6 +153,9 @@ impl NodeConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.site_code()?;
         self.store.check()?;
+        if self.limits.request_timeout_secs == 0 {
+            return Err(ConfigError::RequestTimeout);
+        }
         if let Some(upstream) = &self.upstream {
             upstream.check()?;
         }

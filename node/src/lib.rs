@@ -50,6 +50,8 @@ pub struct Node {
     upstream: Option<UpstreamConfig>,
     /// Holidays and SLA days for the deadlines this site serves.
     deadlines: DeadlinePolicy,
+    /// Request timeout of the node's server.
+    request_timeout: std::time::Duration,
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second `run`, or `submit --offline` beside a running node, is
     /// refused instead of becoming a second writer.
@@ -80,6 +82,7 @@ impl Node {
             store,
             upstream,
             deadlines,
+            request_timeout: config.limits.request_timeout(),
             _lock: lock,
         })
     }
@@ -100,10 +103,12 @@ impl Node {
             store,
             upstream,
             deadlines,
+            request_timeout,
             _lock: lock,
             ..
         } = self;
-        let result = server::serve(store, listener, token, upstream, deadlines).await;
+        let result =
+            server::serve(store, listener, token, upstream, deadlines, request_timeout).await;
         // Released only now that the store is closed.
         drop(lock);
         result

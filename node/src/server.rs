@@ -71,6 +71,7 @@ pub(crate) async fn serve(
     token: CancellationToken,
     upstream: Option<UpstreamConfig>,
     deadlines: DeadlinePolicy,
+    request_timeout: std::time::Duration,
 ) -> anyhow::Result<()> {
     let tracker = TaskTracker::new();
     let intake = IntakeServer::new(IntakeService::new(store.clone()))
@@ -86,6 +87,7 @@ pub(crate) async fn serve(
     }
 
     SiteServer::new()
+        .request_timeout(request_timeout)
         .add_service(intake)
         .add_service(complaints)
         .serve(listener, token, tracker, store, "node")

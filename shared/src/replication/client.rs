@@ -10,8 +10,11 @@
 //!   local memory: a child that lost its cursor re-sends nothing the parent
 //!   holds, and a parent restored from an older backup gets the gap again.
 //! - Reconnects back off exponentially with full jitter, capped, and the
-//!   backoff resets after a healthy period. On shutdown the loop stops
-//!   sending and waits (bounded) for the acks of batches in flight.
+//!   backoff resets after a healthy period. A parent that answers with
+//!   `google.rpc.RetryInfo` (its per-child rate limit) is obeyed instead:
+//!   the loop waits the delay it gave, capped at `backoff_max`. On shutdown
+//!   the loop stops sending and waits (bounded) for the acks of batches in
+//!   flight.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -189,12 +192,23 @@ pub fn push_loop(
             if started.elapsed() >= config.healthy_after {
                 backoff = new_backoff(&config);
             }
-            let ceiling = if err.is_retriable() {
-                backoff.next().unwrap_or(config.backoff_max)
-            } else {
-                config.backoff_max
+            let delay = match parent_retry_delay(&err, config.backoff_max) {
+                Some(delay) => {
+                    tracing::info!(
+                        delay_ms = delay.as_millis() as u64,
+                        "parent asked to retry later"
+                    );
+                    delay
+                }
+                None => {
+                    let ceiling = if err.is_retriable() {
+                        backoff.next().unwrap_or(config.backoff_max)
+                    } else {
+                        config.backoff_max
+                    };
+                    full_jitter(ceiling)
+                }
             };
-            let delay = full_jitter(ceiling);
             tokio::select! {
                 _ = token.cancelled() => return,
                 _ = tokio::time::sleep(delay) => {}
@@ -236,6 +250,16 @@ fn new_backoff(config: &UpstreamConfig) -> backon::ExponentialBackoff {
         .with_factor(2.0)
         .without_max_times()
         .build()
+}
+
+/// The delay the parent asked for in `RetryInfo` (its rate limit), capped
+/// at `cap` so no answer can park the link longer than our own backoff
+/// would.
+fn parent_retry_delay(err: &SyncError, cap: Duration) -> Option<Duration> {
+    match err {
+        SyncError::Status(status) => super::limit::retry_delay(status).map(|d| d.min(cap)),
+        _ => None,
+    }
 }
 
 /// "Full jitter" (AWS architecture blog): uniform in [0, ceiling], so 500
@@ -528,6 +552,24 @@ mod tests {
         assert_eq!(delays[1].as_millis(), 200);
         assert!(delays.iter().all(|d| *d <= Duration::from_secs(2)));
         assert_eq!(*delays.last().unwrap(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn a_parents_retry_info_replaces_the_backoff_up_to_its_cap() {
+        use super::super::limit::{RateLimit, exhausted};
+        let cap = Duration::from_secs(60);
+        let limited = |delay| SyncError::Status(exhausted("11.13", &RateLimit::default(), delay));
+        let asked = parent_retry_delay(&limited(Duration::from_secs(2)), cap).unwrap();
+        assert!(asked >= Duration::from_secs(2) && asked < Duration::from_secs(3));
+        assert_eq!(
+            parent_retry_delay(&limited(Duration::from_secs(3600)), cap),
+            Some(cap)
+        );
+        assert_eq!(
+            parent_retry_delay(&SyncError::Status(tonic::Status::unavailable("x")), cap),
+            None
+        );
+        assert_eq!(parent_retry_delay(&SyncError::Closed, cap), None);
     }
 
     #[test]

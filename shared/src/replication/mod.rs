@@ -8,6 +8,7 @@
 //! - [`codec`]: batch payload framing and compression.
 //! - [`report`]: link and child health for `status` and `nodes`.
 //! - [`scope`]: who may send what to whom (one rule, both halves).
+//! - [`limit`]: the parent's per-child rate limit.
 //!
 //! ```text
 //! child                                   parent
@@ -23,6 +24,7 @@
 pub mod client;
 pub mod codec;
 mod feed;
+pub mod limit;
 mod pull;
 pub mod report;
 pub mod scope;

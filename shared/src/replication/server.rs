@@ -3,10 +3,20 @@
 //! Design constraints:
 //! - Nothing is acked before it is durable: a batch's events and the child's
 //!   new cursor commit in one transaction, then the ack is sent.
-//! - A bad record (fails validation or scope) is quarantined with its reason
-//!   in that same transaction and never blocks the records behind it; the
-//!   store appends a `refused_write` audit row for each. A site refused at
-//!   Hello with `PERMISSION_DENIED` is audited here.
+//! - Who the child is comes from its verified client certificate (mutual
+//!   TLS), never from a message field: a Hello whose `site` is not the
+//!   certificate's, and a Push or Pull on a session opened by another
+//!   certificate, are refused with `PERMISSION_DENIED` and audited. Only a
+//!   server in insecure loopback mode (plain text, tests and demo; see
+//!   `tls::link`) takes the site a Hello names.
+//! - A bad record (fails validation: `INVALID_ARGUMENT`; outside the child's
+//!   scope: `PERMISSION_DENIED`) is quarantined with its reason in that same
+//!   transaction and never blocks the records behind it; the store appends
+//!   a `refused_write` audit row for each. A site refused at Hello with
+//!   `PERMISSION_DENIED` is audited here.
+//! - Each child has its own rate limit (`limit`): over it, its requests are
+//!   answered `RESOURCE_EXHAUSTED` with `RetryInfo`; other children are not
+//!   affected.
 //! - A bad *stream* (unknown protocol version, oversized batch, a gap in the
 //!   seq range, an undecodable payload) ends with a precise status; batches
 //!   before it stay committed.
@@ -28,6 +38,7 @@ use tokio_util::task::TaskTracker;
 use tonic::{Request, Response, Status, Streaming};
 
 use super::codec::{self, negotiate};
+use super::limit::{ChildBuckets, RateLimit, SESSION_COST};
 use super::{PROTOCOL_VERSION, scope};
 use crate::domain::{Seq, SiteCode, SiteRole};
 use crate::proto::convert;
@@ -39,6 +50,8 @@ use crate::store::{
     AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord,
     Store,
 };
+use crate::tls::link::{PeerAuth, peer_auth};
+use crate::tls::peer::Subject;
 
 /// Limits a parent enforces on its children.
 #[derive(Debug, Clone)]
@@ -49,6 +62,8 @@ pub struct ServerLimits {
     pub max_batch_events: u32,
     /// Clock skew above which a child is logged as a warning.
     pub skew_warning: Duration,
+    /// Requests each child may make (a token bucket per child).
+    pub child_rate: RateLimit,
 }
 
 impl Default for ServerLimits {
@@ -57,6 +72,7 @@ impl Default for ServerLimits {
             max_batch_bytes: 4 * 1024 * 1024,
             max_batch_events: 10_000,
             skew_warning: Duration::from_secs(300),
+            child_rate: RateLimit::default(),
         }
     }
 }
@@ -84,6 +100,7 @@ pub struct ReplicationService {
     limits: ServerLimits,
     // std Mutex: held for map look-ups only, never across an await.
     sessions: Arc<Mutex<HashMap<String, Session>>>,
+    rate: Arc<ChildBuckets>,
     tracker: TaskTracker,
     token: CancellationToken,
 }
@@ -98,6 +115,7 @@ impl ReplicationService {
     ) -> Self {
         ReplicationService {
             store,
+            rate: Arc::new(ChildBuckets::new(limits.child_rate)),
             limits,
             sessions: Arc::default(),
             tracker,
@@ -122,11 +140,30 @@ impl ReplicationService {
             })
     }
 
-    /// The child's identity. Today it is the site named in Hello; the trust
-    /// issue replaces this with the site named in the client certificate.
-    fn child_identity(&self, claimed: &str) -> Result<SiteCode, Status> {
-        let child =
-            SiteCode::parse(claimed).map_err(|e| Status::invalid_argument(format!("site: {e}")))?;
+    /// The child a Hello comes from: the site its certificate names (the
+    /// Hello must name the same), or in insecure loopback mode the site the
+    /// Hello names; either way a known site that is our child.
+    #[allow(clippy::result_large_err)]
+    fn hello_child(&self, auth: &PeerAuth, claimed: &str) -> Result<SiteCode, Status> {
+        let child = match auth {
+            PeerAuth::Certificate(peer) => {
+                let Subject::Site(cert_site) = &peer.subject else {
+                    return Err(Status::permission_denied(format!(
+                        "{} holds an operator certificate: only sites replicate",
+                        peer.subject.name()
+                    )));
+                };
+                if claimed != cert_site.as_str() {
+                    return Err(Status::permission_denied(format!(
+                        "the client certificate names site {cert_site} but Hello says {claimed:?}: a site speaks only as itself"
+                    )));
+                }
+                cert_site.clone()
+            }
+            PeerAuth::InsecureLoopback => SiteCode::parse(claimed)
+                .map_err(|e| Status::invalid_argument(format!("site: {e}")))?,
+            PeerAuth::Unauthenticated => return Err(unauthenticated()),
+        };
         if !crate::regions::is_known_site(&child) {
             return Err(Status::permission_denied(format!(
                 "site {child} is not in the Kemendagri region list"
@@ -137,19 +174,67 @@ impl ReplicationService {
         Ok(child)
     }
 
+    /// A Push or Pull on `session_child`'s session must come from that
+    /// child's certificate: a session id is not a credential.
+    async fn check_session_owner(
+        &self,
+        auth: &PeerAuth,
+        remote: Option<std::net::SocketAddr>,
+        session_child: &SiteCode,
+        call: &str,
+    ) -> Result<(), Status> {
+        match auth {
+            PeerAuth::Certificate(peer) => {
+                if peer.subject == Subject::Site(session_child.clone()) {
+                    return Ok(());
+                }
+                let status = Status::permission_denied(format!(
+                    "this session belongs to site {session_child}, not to the certificate of {}",
+                    peer.subject.name()
+                ));
+                self.audit_refusal(auth, remote, session_child.as_str(), call, status.message())
+                    .await;
+                Err(status)
+            }
+            PeerAuth::InsecureLoopback => Ok(()),
+            PeerAuth::Unauthenticated => Err(unauthenticated()),
+        }
+    }
+
     /// Records a refused peer in the audit log. The refusal stands whether
     /// or not the row could be written.
-    async fn audit_refusal(&self, remote: Option<std::net::SocketAddr>, claimed: &str, why: &str) {
+    async fn audit_refusal(
+        &self,
+        auth: &PeerAuth,
+        remote: Option<std::net::SocketAddr>,
+        claimed: &str,
+        call: &str,
+        why: &str,
+    ) {
+        let from = remote.map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let actor = match auth {
+            PeerAuth::Certificate(peer) => {
+                format!("cert:{}:{}@{from}", peer.subject.name(), peer.serial)
+            }
+            _ => format!("peer:{from}"),
+        };
+        tracing::warn!(%actor, claimed, call, why, "refused a peer");
         let entry = AuditEntry {
-            actor: remote.map_or_else(|| "peer:unknown".to_owned(), |a| format!("peer:{a}")),
+            actor,
             action: AuditAction::RefusedWrite,
-            subject: claimed.to_owned(),
-            detail: format!("hello refused: {why}"),
+            subject: claimed.chars().take(64).collect(),
+            detail: format!("{call} refused: {why}"),
         };
         if let Err(e) = self.store.audit(vec![entry]).await {
             tracing::error!(error = %e, "could not audit a refused peer");
         }
     }
+}
+
+fn unauthenticated() -> Status {
+    Status::unauthenticated(
+        "the peer is not authenticated: Replication is served with mutual TLS, or in insecure loopback mode for tests",
+    )
 }
 
 pub(super) fn store_status(e: crate::store::StoreError) -> Status {
@@ -166,10 +251,16 @@ type PullStream = Pin<Box<dyn Stream<Item = Result<PullBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Replication for ReplicationService {
-    #[tracing::instrument(skip_all, fields(child = %req.get_ref().site))]
+    #[tracing::instrument(skip_all, fields(claimed = %req.get_ref().site))]
     async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
         let remote = req.remote_addr();
+        let auth = peer_auth(req.extensions());
         let req = req.into_inner();
+        if let PeerAuth::Certificate(peer) = &auth {
+            // Before any other work, refusals included: a flood of bad
+            // Hellos must not fill the audit log either.
+            self.rate.admit(peer.subject.name(), SESSION_COST)?;
+        }
         if req.protocol_version != PROTOCOL_VERSION {
             return Err(Status::failed_precondition(format!(
                 "protocol version {} is not supported: hub {} speaks version {PROTOCOL_VERSION}",
@@ -177,14 +268,17 @@ impl Replication for ReplicationService {
                 self.site()
             )));
         }
-        let child = match self.child_identity(&req.site) {
+        let child = match self.hello_child(&auth, &req.site) {
             Err(status) if status.code() == tonic::Code::PermissionDenied => {
-                self.audit_refusal(remote, &req.site, status.message())
+                self.audit_refusal(&auth, remote, &req.site, "hello", status.message())
                     .await;
                 return Err(status);
             }
             other => other?,
         };
+        if auth == PeerAuth::InsecureLoopback {
+            self.rate.admit(child.as_str(), SESSION_COST)?;
+        }
         let expected_role = match child.role() {
             SiteRole::Node => v1::SiteRole::Node,
             SiteRole::Province => v1::SiteRole::Province,
@@ -259,6 +353,8 @@ impl Replication for ReplicationService {
         &self,
         req: Request<Streaming<PushMessage>>,
     ) -> Result<Response<AckStream>, Status> {
+        let remote = req.remote_addr();
+        let auth = peer_auth(req.extensions());
         let mut inbound = req.into_inner();
         let first = inbound
             .message()
@@ -270,6 +366,9 @@ impl Replication for ReplicationService {
             ));
         };
         let (child, _) = self.session(&open.session_id)?;
+        self.check_session_owner(&auth, remote, &child, "push")
+            .await?;
+        self.rate.admit(child.as_str(), 1.0)?;
         let cursor = self
             .store
             .cursor(child.clone(), CursorKind::PushIn)
@@ -293,8 +392,13 @@ impl Replication for ReplicationService {
     type PullStream = PullStream;
 
     async fn pull(&self, req: Request<PullRequest>) -> Result<Response<PullStream>, Status> {
+        let remote = req.remote_addr();
+        let auth = peer_auth(req.extensions());
         let req = req.into_inner();
         let (child, compression) = self.session(&req.session_id)?;
+        self.check_session_owner(&auth, remote, &child, "pull")
+            .await?;
+        self.rate.admit(child.as_str(), 1.0)?;
         let (tx, rx) = mpsc::channel(8);
         let feed = super::feed::PullFeed {
             store: self.store.clone(),
@@ -558,10 +662,10 @@ mod tests {
     use super::*;
     use crate::hlc::SystemClock;
     use crate::store::StoreConfig;
+    use crate::tls::link::InsecureLoopback;
+    use crate::tls::peer::PeerIdentity;
 
-    /// Found by the fuzz_hello target (seed `clock_min`, docs/security.md).
-    #[tokio::test]
-    async fn a_hello_with_an_extreme_child_clock_is_answered_not_a_panic() {
+    fn hub(limits: ServerLimits) -> (tempfile::TempDir, Store, ReplicationService) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(StoreConfig {
             path: dir.path().join("hub.db"),
@@ -570,21 +674,151 @@ mod tests {
         })
         .unwrap();
         let service = ReplicationService::new(
-            store,
-            ServerLimits::default(),
+            store.clone(),
+            limits,
             TaskTracker::new(),
             CancellationToken::new(),
         );
+        (dir, store, service)
+    }
+
+    fn hello_from(site: &str) -> HelloRequest {
+        HelloRequest {
+            protocol_version: PROTOCOL_VERSION,
+            site: site.into(),
+            role: v1::SiteRole::Node as i32,
+            ..Default::default()
+        }
+    }
+
+    /// A request as the TLS interceptor hands it on for `subject`'s
+    /// verified certificate.
+    fn with_cert<T>(subject: Subject, message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(PeerIdentity {
+            subject,
+            serial: "0a".into(),
+            not_after: i64::MAX,
+        });
+        request
+    }
+
+    fn site_cert<T>(site: &str, message: T) -> Request<T> {
+        with_cert(Subject::Site(SiteCode::parse(site).unwrap()), message)
+    }
+
+    fn insecure<T>(message: T) -> Request<T> {
+        let mut request = Request::new(message);
+        request.extensions_mut().insert(InsecureLoopback);
+        request
+    }
+
+    async fn audit_rows(store: &Store) -> u64 {
+        store.verify_audit().await.unwrap().rows
+    }
+
+    /// Found by the fuzz_hello target (seed `clock_min`, docs/security.md).
+    #[tokio::test]
+    async fn a_hello_with_an_extreme_child_clock_is_answered_not_a_panic() {
+        let (_dir, _store, service) = hub(ServerLimits::default());
         for wall_clock_ms in [i64::MIN, i64::MIN + 1, i64::MAX] {
             let hello = HelloRequest {
-                protocol_version: PROTOCOL_VERSION,
-                site: "11.13".into(),
-                role: v1::SiteRole::Node as i32,
                 wall_clock_ms,
-                ..Default::default()
+                ..hello_from("11.13")
             };
-            let answer = service.hello(Request::new(hello)).await;
+            let answer = service.hello(insecure(hello)).await;
             assert!(answer.is_ok(), "clock {wall_clock_ms}: {answer:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn with_a_certificate_the_child_is_the_certificates_site_not_the_hellos() {
+        let (_dir, store, service) = hub(ServerLimits::default());
+        let status = service
+            .hello(site_cert("11.13", hello_from("11.71")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert!(status.message().contains("11.13"), "{status:?}");
+        assert_eq!(audit_rows(&store).await, 1, "the refusal is audited");
+        service
+            .hello(site_cert("11.13", hello_from("11.13")))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_operator_certificate_does_not_replicate() {
+        let (_dir, store, service) = hub(ServerLimits::default());
+        let operator = Subject::Operator {
+            name: "admin".into(),
+            role: crate::rpc::caller::CallerRole::IdentityReader,
+        };
+        let status = service
+            .hello(with_cert(operator, hello_from("11.13")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert_eq!(audit_rows(&store).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_with_neither_certificate_nor_insecure_mode_is_unauthenticated() {
+        let (_dir, _store, service) = hub(ServerLimits::default());
+        let status = service
+            .hello(Request::new(hello_from("11.13")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[tokio::test]
+    async fn a_session_cannot_be_borrowed_by_another_certificate() {
+        let (_dir, store, service) = hub(ServerLimits::default());
+        let session_id = service
+            .hello(site_cert("11.13", hello_from("11.13")))
+            .await
+            .unwrap()
+            .into_inner()
+            .session_id;
+        let pull = || PullRequest {
+            session_id: session_id.clone(),
+            ..Default::default()
+        };
+        let status = match service.pull(site_cert("11.71", pull())).await {
+            Err(status) => status,
+            Ok(_) => panic!("another certificate pulled on 11.13's session"),
+        };
+        assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
+        assert_eq!(audit_rows(&store).await, 1);
+        assert!(service.pull(site_cert("11.13", pull())).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_flooding_child_gets_resource_exhausted_with_retry_info_and_another_is_served() {
+        let limits = ServerLimits {
+            child_rate: RateLimit {
+                per_second: 0.001,
+                burst: 3,
+            },
+            ..ServerLimits::default()
+        };
+        let (_dir, _store, service) = hub(limits);
+        service
+            .hello(site_cert("11.13", hello_from("11.13")))
+            .await
+            .unwrap();
+        let status = service
+            .hello(site_cert("11.13", hello_from("11.13")))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        let delay = super::super::limit::retry_delay(&status);
+        assert!(delay.is_some_and(|d| !d.is_zero()), "{status:?}");
+        // Another district at the same moment is served.
+        service
+            .hello(site_cert("11.71", hello_from("11.71")))
+            .await
+            .unwrap();
     }
 }

@@ -1,18 +1,19 @@
 //! Who is calling, and what that caller may see: [`caller_of`] is the one
 //! place a request's caller and role are decided.
 //!
-//! Today no link is authenticated (mutual TLS arrives with the trust work),
-//! so every gRPC caller is an [`CallerRole::Operator`] and sees complaints
-//! with reporter identity redacted. District staff who need identity read
-//! it on the node machine itself (`lapor-node show`, [`Caller::local_cli`]),
-//! which opens the store directly.
+//! On a mutual-TLS server the interceptor (`tls::link::Authenticate`) puts
+//! the [`Caller`] it derived from the verified client certificate (its
+//! subject, the role in OU) into every request's extensions, and
+//! [`caller_of`] returns it. Extensions are set by server-side code only,
+//! never from bytes a client sent, so a client cannot claim a role.
 //!
-//! Seam for mutual TLS: the layer that verifies client certificates puts
-//! the [`Caller`] it derived from the certificate (site code, role) into
-//! the request's extensions, and [`caller_of`] takes it from there.
-//! Extensions are set by server-side code only, never from bytes a client
-//! sent, so a client cannot claim a role. Until that layer exists the
-//! fallback below applies: no certificate, no identity.
+//! Without a certificate — a plain-text server in insecure loopback mode
+//! (tests, demo, a node's local listener), or a service called outside the
+//! site server — the caller is an [`CallerRole::Operator`] named by its
+//! remote address, and sees complaints with reporter identity redacted.
+//! Nothing a request says can raise that. District staff who need identity
+//! read it on the node machine itself (`lapor-node show`,
+//! [`Caller::local_cli`]), which opens the store directly.
 
 use std::fmt;
 
@@ -78,14 +79,14 @@ impl Caller {
     }
 }
 
-/// The caller of `request`: the [`Caller`] an authenticating layer put in
-/// its extensions, or else an operator named by its remote address.
+/// The caller of `request`: the [`Caller`] the TLS interceptor derived
+/// from the client certificate, or else (no certificate: insecure loopback
+/// mode or no site server at all) an operator named by its remote address,
+/// the least-privileged role.
 pub fn caller_of<T>(request: &Request<T>) -> Caller {
     if let Some(caller) = request.extensions().get::<Caller>() {
         return caller.clone();
     }
-    // TLS seam: with client certificates, read the role from
-    // `request.peer_certs()` here (or, preferably, in the layer above).
     let name = request
         .remote_addr()
         .map_or_else(|| "grpc:unknown".to_owned(), |a| format!("grpc:{a}"));

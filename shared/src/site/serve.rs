@@ -6,6 +6,13 @@
 //! A binary adds its services to a [`SiteServer`] and calls
 //! [`SiteServer::serve`]; every service added is reported SERVING on the
 //! health service until shutdown starts.
+//!
+//! Transport, decided once at start: with [`SiteServer::tls`] the server
+//! requires a client certificate from its CA on every connection and every
+//! request carries the peer's verified identity; without it the server is
+//! in insecure mode — plain text, refused on any listener that is not
+//! loopback, every request marked [`InsecureLoopback`] (test and demo
+//! only; see `tls::link`).
 
 use std::convert::Infallible;
 use std::path::PathBuf;
@@ -28,11 +35,16 @@ use crate::proto::FILE_DESCRIPTOR_SET;
 use crate::shutdown::{self, DRAIN_GRACE};
 use crate::site::config::TlsFiles;
 use crate::store::{Store, StoreError};
-use crate::tls::link::{Authenticate, Bundle, BundleError};
+use crate::tls::link::{Authenticate, Bundle, BundleError, InsecureLoopback};
 
 /// TCP keepalive on accepted connections, so a peer that vanished (a
 /// district link that dropped) is noticed and its connection freed.
 const TCP_KEEPALIVE: Duration = Duration::from_secs(60);
+
+/// How long a request handler may take to answer (for a stream: to open
+/// it) unless [`SiteServer::request_timeout`] says otherwise; a client's
+/// shorter `grpc-timeout` wins.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why serving ended in an error.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +64,14 @@ pub enum ServeError {
     /// tonic refused the TLS configuration.
     #[error("configure TLS")]
     Tls(#[source] tonic::transport::Error),
+    /// Plain text was asked for on a listener that is not loopback.
+    #[error(
+        "refusing to serve plain text on {addr}: without TLS only a loopback address is allowed (see docs/security.md)"
+    )]
+    PlainNotLoopback { addr: std::net::SocketAddr },
+    /// The listener's address could not be read.
+    #[error("read the listener's address")]
+    Listener(#[source] std::io::Error),
 }
 
 /// The site's services, to be served with health and reflection.
@@ -64,6 +84,8 @@ pub struct SiteServer {
     /// deny-list; `None` serves plain text (loopback only, checked by the
     /// config).
     tls: Option<(TlsFiles, Option<PathBuf>)>,
+    /// Per-request handler timeout; [`DEFAULT_REQUEST_TIMEOUT`] when unset.
+    request_timeout: Option<Duration>,
 }
 
 impl SiteServer {
@@ -96,6 +118,14 @@ impl SiteServer {
         self
     }
 
+    /// Bounds how long a handler may take to answer a request (for a
+    /// streaming call: until the stream is open; the stream itself is not
+    /// cut). Expired requests end with `CANCELLED` ("Timeout expired").
+    pub fn request_timeout(mut self, timeout: Duration) -> SiteServer {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
     /// Serves on `listener` until `token` is cancelled, then drains (at most
     /// [`DRAIN_GRACE`]), waits for `tracker`'s tasks and closes `store`.
     /// `label` names the site kind in the final log line.
@@ -114,8 +144,10 @@ impl SiteServer {
             mut routes,
             names,
             tls,
+            request_timeout,
         } = self;
-        let mut builder = Server::builder();
+        let mut builder =
+            Server::builder().timeout(request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT));
         let auth = match tls {
             Some((files, revoked)) => {
                 let bundle = Bundle::load(&files)?;
@@ -124,7 +156,12 @@ impl SiteServer {
                     .map_err(ServeError::Tls)?;
                 Some(Authenticate::new(revoked))
             }
-            None => None,
+            None => {
+                let addr = listener.local_addr().map_err(ServeError::Listener)?;
+                check_insecure_listener(addr)?;
+                tracing::warn!(%addr, "serving plain text on loopback: peers are not authenticated (test and demo only)");
+                None
+            }
         };
         // Built first: the one step that can fail before anything is running.
         let reflection = tonic_reflection::server::Builder::configure()
@@ -159,9 +196,14 @@ impl SiteServer {
         let incoming = TcpIncoming::from(listener)
             .with_nodelay(Some(true))
             .with_keepalive(Some(TCP_KEEPALIVE));
-        let interceptor = move |request| match &auth {
+        // The one place a request learns its transport: a verified
+        // certificate (TLS), or the insecure-loopback marker (plain text).
+        let interceptor = move |mut request: tonic::Request<()>| match &auth {
             Some(auth) => auth.check(request),
-            None => Ok(request),
+            None => {
+                request.extensions_mut().insert(InsecureLoopback);
+                Ok(request)
+            }
         };
         let server = builder
             .layer(InterceptorLayer::new(interceptor))
@@ -174,5 +216,30 @@ impl SiteServer {
         closed.map_err(ServeError::Close)?;
         tracing::info!("{label} stopped");
         Ok(())
+    }
+}
+
+/// Plain text only on loopback: the check the config does, repeated where
+/// the socket is, so no caller can serve plain text to a network.
+fn check_insecure_listener(addr: std::net::SocketAddr) -> Result<(), ServeError> {
+    if addr.ip().is_loopback() {
+        Ok(())
+    } else {
+        Err(ServeError::PlainNotLoopback { addr })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_text_is_served_on_loopback_only() {
+        assert!(check_insecure_listener("127.0.0.1:7400".parse().unwrap()).is_ok());
+        assert!(check_insecure_listener("[::1]:7400".parse().unwrap()).is_ok());
+        for addr in ["0.0.0.0:7400", "10.1.2.3:7400", "[::]:7400"] {
+            let err = check_insecure_listener(addr.parse().unwrap()).unwrap_err();
+            assert!(err.to_string().contains("plain text"), "{addr}: {err}");
+        }
     }
 }

@@ -1,8 +1,24 @@
 //! Mutual TLS on a link, both ends: the server's tonic TLS config (clients
 //! must present a certificate chaining to the site's CA), the interceptor
 //! that turns the verified client certificate into the request's
-//! [`PeerIdentity`] and [`Caller`] (refusing revoked serials), and the
-//! client's config (verifying the parent by its site DNS name).
+//! [`PeerIdentity`] and [`Caller`] (refusing revoked serials), the client's
+//! config (verifying the parent by its site DNS name), and [`peer_auth`]:
+//! how a handler learns which of the two transports a request came over.
+//!
+//! A site server runs in exactly one of two modes, fixed at start
+//! (`site::serve::SiteServer`):
+//!
+//! - **mutual TLS**: rustls refuses a connection without a client
+//!   certificate chaining to our CA, and [`Authenticate`] puts the
+//!   certificate's [`PeerIdentity`] into every request. Who the peer is
+//!   comes from that certificate only.
+//! - **insecure loopback** (test and demo only): plain text, only on a
+//!   loopback listener; every request carries the [`InsecureLoopback`]
+//!   marker and no identity. Handlers that need a peer's site then take
+//!   what the peer says about itself.
+//!
+//! A request with neither (a service called outside the site server) is
+//! treated as unauthenticated and refused by handlers that need a peer.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -124,6 +140,35 @@ impl Bundle {
             .ca_certificate(Certificate::from_pem(&self.ca_pem))
             .identity(Identity::from_pem(&self.cert_pem, self.key_pem.as_bytes()))
             .domain_name(site_dns_name(parent))
+    }
+}
+
+/// Marker the site server puts into every request's extensions when it
+/// serves plain text (loopback only): the peer is not authenticated, and
+/// handlers take what it claims about itself. Test and demo only.
+/// Extensions are set by server-side code, never from bytes a client sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsecureLoopback;
+
+/// How the peer of a request was authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerAuth {
+    /// Mutual TLS: what the verified client certificate says.
+    Certificate(PeerIdentity),
+    /// A plain-text loopback server: nothing is known about the peer.
+    InsecureLoopback,
+    /// Neither: the service was called outside the site server.
+    Unauthenticated,
+}
+
+/// How `extensions` (a request's) say the peer was authenticated.
+pub fn peer_auth(extensions: &tonic::Extensions) -> PeerAuth {
+    if let Some(peer) = extensions.get::<PeerIdentity>() {
+        PeerAuth::Certificate(peer.clone())
+    } else if extensions.get::<InsecureLoopback>().is_some() {
+        PeerAuth::InsecureLoopback
+    } else {
+        PeerAuth::Unauthenticated
     }
 }
 

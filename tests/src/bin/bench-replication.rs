@@ -29,6 +29,7 @@ use lapor_shared::proto::{convert, v1::replication_server::ReplicationServer};
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
+use lapor_shared::tls::link::InsecureLoopback;
 use lapor_tests::sample;
 
 #[derive(Parser)]
@@ -58,6 +59,8 @@ async fn serve_hub(
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let limits = ServerLimits::default();
+    // Plain text on loopback, as a site server in insecure mode serves it:
+    // the Hello's site is taken as is.
     let svc = ReplicationServer::new(ReplicationService::new(
         store,
         limits.clone(),
@@ -66,6 +69,13 @@ async fn serve_hub(
     ))
     .max_decoding_message_size(max_message_bytes(&limits))
     .max_encoding_message_size(max_message_bytes(&limits));
+    let svc = tonic::service::interceptor::InterceptedService::new(
+        svc,
+        |mut request: tonic::Request<()>| {
+            request.extensions_mut().insert(InsecureLoopback);
+            Ok(request)
+        },
+    );
     let token = token.clone();
     tracker.spawn(async move {
         let _ = tonic::transport::Server::builder()
