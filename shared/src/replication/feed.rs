@@ -23,79 +23,107 @@ pub(super) struct PullFeed {
 }
 
 impl PullFeed {
+    /// Sends what the child lacks, then waits for news. It reads events
+    /// only when a commit touched the child's region (its district, or its
+    /// province) and receipts only when they moved, so a commit at a hub
+    /// with hundreds of open streams costs reads only in the feeds it
+    /// concerns.
     pub(super) async fn run(
         mut self,
         tx: mpsc::Sender<Result<PullBatch, Status>>,
         token: CancellationToken,
     ) {
-        let mut head = self.store.watch_head();
+        // Subscribed before the first read, so nothing committed after
+        // that read goes unsignalled.
+        let mut news = self.store.watch_region(&self.child);
         let mut receipts = self.store.watch_receipts();
-        // Sent at the start of every stream, so a child that reconnects (or
-        // a hub that restarted) still delivers receipts it owed.
+        // Both are read at the start of every stream, so a child that
+        // reconnects (or a hub that restarted) still gets receipts it owed.
+        let mut events_due = true;
+        let mut receipts_due = true;
         let mut receipt_sent: Option<(Seq, i64)> = None;
         loop {
-            let receipt = match self.store.receipt_for(self.child.clone()).await {
-                Ok(r) => r.filter(|r| Some(*r) != receipt_sent),
-                Err(e) => {
-                    let _ = tx.send(Err(store_status(e))).await;
-                    return;
-                }
-            };
-            let req = RunRequest {
-                after: self.after,
-                exclude_from: Some(self.child.clone()),
-                region: Some(self.child.clone()),
-                max_events: self.max_events,
-                max_bytes: self.max_bytes,
-            };
-            let run = match self.store.event_run(req).await {
-                Ok(run) => run,
-                Err(e) => {
-                    let _ = tx.send(Err(store_status(e))).await;
-                    return;
-                }
-            };
-            if run.through > self.after || receipt.is_some() {
-                let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
-                let payload = match codec::compress(self.compression, &raw) {
-                    Ok(p) => p,
+            let receipt = if receipts_due {
+                receipts_due = false;
+                match self.store.receipt_for(self.child.clone()).await {
+                    Ok(r) => r.filter(|r| Some(*r) != receipt_sent),
                     Err(e) => {
-                        let _ = tx
-                            .send(Err(Status::internal(format!("compress: {e}"))))
-                            .await;
+                        let _ = tx.send(Err(store_status(e))).await;
                         return;
                     }
-                };
-                let batch = PullBatch {
-                    after_seq: self.after.0,
-                    through_seq: run.through.0,
-                    compression: self.compression as i32,
-                    payload,
-                    event_count: run.events.len() as u32,
-                    receipts: receipt
-                        .map(|(through, at_ms)| v1::Receipt {
-                            tier: v1::Tier::National as i32,
-                            through_seq: through.0,
-                            at_ms,
-                        })
-                        .into_iter()
-                        .collect(),
-                };
-                self.after = run.through;
-                if receipt.is_some() {
-                    receipt_sent = receipt;
                 }
-                // A failed send means the child went away.
-                if tx.send(Ok(batch)).await.is_err() {
-                    return;
+            } else {
+                None
+            };
+            let run = if events_due {
+                let req = RunRequest {
+                    after: self.after,
+                    exclude_from: Some(self.child.clone()),
+                    region: Some(self.child.clone()),
+                    max_events: self.max_events,
+                    max_bytes: self.max_bytes,
+                };
+                match self.store.event_run(req).await {
+                    Ok(run) => Some(run),
+                    Err(e) => {
+                        let _ = tx.send(Err(store_status(e))).await;
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            let (through, events) = run.map_or((self.after, Vec::new()), |r| (r.through, r.events));
+            // A full batch may have left more behind: read again before
+            // waiting. An empty run means the child is up to date.
+            events_due = through > self.after;
+            if !events_due && receipt.is_none() {
+                tokio::select! {
+                    _ = token.cancelled() => return,
+                    _ = tx.closed() => return,
+                    changed = news.changed() => {
+                        if changed.is_err() { return }
+                        events_due = true;
+                    }
+                    changed = receipts.changed() => {
+                        if changed.is_err() { return }
+                        receipts_due = true;
+                    }
                 }
                 continue;
             }
-            tokio::select! {
-                _ = token.cancelled() => return,
-                _ = tx.closed() => return,
-                changed = head.changed() => if changed.is_err() { return },
-                changed = receipts.changed() => if changed.is_err() { return },
+            let raw = codec::frame_events(events.iter().map(|(_, p)| p.as_slice()));
+            let payload = match codec::compress(self.compression, &raw) {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Status::internal(format!("compress: {e}"))))
+                        .await;
+                    return;
+                }
+            };
+            let batch = PullBatch {
+                after_seq: self.after.0,
+                through_seq: through.0,
+                compression: self.compression as i32,
+                payload,
+                event_count: events.len() as u32,
+                receipts: receipt
+                    .map(|(through, at_ms)| v1::Receipt {
+                        tier: v1::Tier::National as i32,
+                        through_seq: through.0,
+                        at_ms,
+                    })
+                    .into_iter()
+                    .collect(),
+            };
+            self.after = through;
+            if receipt.is_some() {
+                receipt_sent = receipt;
+            }
+            // A failed send means the child went away.
+            if tx.send(Ok(batch)).await.is_err() {
+                return;
             }
         }
     }

@@ -55,12 +55,24 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// A reader's connection. `query_only` makes an accidental write an error.
+///
+/// Only the settings a reader uses: the writer opened the file first and
+/// made it WAL (which is persistent), and `synchronous`, `foreign_keys`,
+/// `wal_autocheckpoint` and `secure_delete` only matter to writes.
 pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    configure(&conn)?;
+    // A read that meets a checkpoint's brief lock waits instead of failing.
+    conn.busy_timeout(Duration::from_secs(5))?;
+    // 8 MiB page cache per reader: there are up to 8 of them (read.rs)
+    // beside the writer's 32 MiB, and the OS page cache holds the file
+    // anyway, so a hub's memory stays bounded (8 × 8 MiB at worst).
+    conn.pragma_update(None, "cache_size", -8_000)?;
+    // As for the writer: small, short-lived, and no decrypted values in
+    // temporary files.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "query_only", true)?;
     Ok(conn)
 }

@@ -37,6 +37,7 @@ mod error;
 mod identity;
 mod migrations;
 mod read;
+mod signals;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -333,6 +334,8 @@ struct Inner {
     minter: Arc<std::sync::Mutex<writer::Minter>>,
     readers: read::ReadPool,
     head: watch::Receiver<Seq>,
+    /// Per-region commit signals, published by the writer.
+    signals: Arc<signals::RegionSignals>,
     receipts: watch::Receiver<u64>,
     /// Joined by `close`; `None` once taken.
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -377,6 +380,7 @@ impl Store {
                 minter: started.minter,
                 readers,
                 head: started.head,
+                signals: started.signals,
                 receipts: started.receipts,
                 thread: std::sync::Mutex::new(Some(started.thread)),
             }),
@@ -399,6 +403,16 @@ impl Store {
     /// (Pull streams wait on it).
     pub fn watch_head(&self) -> watch::Receiver<Seq> {
         self.inner.head.clone()
+    }
+
+    /// Changes after each commit that stored events of `region` — a
+    /// district, a province (any of its districts) or national (any event);
+    /// the value is the head seq after that commit. Commits before the call
+    /// are not signalled, so read from your cursor after subscribing.
+    /// Pull feeds wait on this, so a commit wakes only the feeds it
+    /// concerns.
+    pub fn watch_region(&self, region: &SiteCode) -> watch::Receiver<Seq> {
+        self.inner.signals.subscribe(region)
     }
 
     async fn call<T>(

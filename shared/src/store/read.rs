@@ -1,4 +1,4 @@
-//! Reads, on a small pool of `query_only` connections run in
+//! Reads, on a small bounded pool of `query_only` connections run in
 //! `spawn_blocking`. WAL gives each read a consistent snapshot and never
 //! makes it wait behind the writer.
 
@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use prost::Message as _;
 use rusqlite::{Connection, OptionalExtension, params_from_iter, types::Value};
+use tokio::sync::Semaphore;
 
 use super::connection::open_reader;
 use super::identity::{self, QUARANTINE_AAD};
@@ -21,13 +22,20 @@ use crate::crypto::SiteKey;
 use crate::domain::{ComplaintId, Event, EventId, Seq, SiteCode, SiteRole};
 use crate::proto::{convert, v1};
 
-/// Idle reader connections kept for reuse.
-const MAX_IDLE_READERS: usize = 8;
+/// Reads running at once, and so reader connections open at once. Beyond
+/// this a read waits for a turn instead of opening one more connection on
+/// one more blocking thread: a hub with hundreds of Pull streams once woke
+/// them all per commit and spent most of its time opening and closing
+/// connections on ~500 threads. Two cores are busy well before 8 reads.
+const MAX_READERS: usize = 8;
 
 #[derive(Clone)]
 pub(super) struct ReadPool {
     path: PathBuf,
-    // std Mutex: held only to push/pop, never across an await.
+    /// One permit per read in flight; at most [`MAX_READERS`].
+    turns: Arc<Semaphore>,
+    // std Mutex: held only to push/pop, never across an await. Never holds
+    // more than MAX_READERS connections, since only permit holders use it.
     idle: Arc<Mutex<Vec<Connection>>>,
 }
 
@@ -35,18 +43,30 @@ impl ReadPool {
     pub(super) fn new(path: PathBuf) -> ReadPool {
         ReadPool {
             path,
-            idle: Arc::new(Mutex::new(Vec::new())),
+            turns: Arc::new(Semaphore::new(MAX_READERS)),
+            idle: Arc::new(Mutex::new(Vec::with_capacity(MAX_READERS))),
         }
     }
 
-    /// Runs `f` on a reader connection off the async runtime.
+    /// Runs `f` on a reader connection off the async runtime, after waiting
+    /// for a free turn (fair: first come, first served).
     pub(super) async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     {
+        // The semaphore is never closed; an error would mean it was.
+        let turn = self
+            .turns
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| StoreError::Closed)?;
         let pool = self.clone();
         tokio::task::spawn_blocking(move || {
+            // Held until the read is done, even if the caller stopped
+            // waiting for it.
+            let _turn = turn;
             let conn = match pool.idle.lock().ok().and_then(|mut idle| idle.pop()) {
                 Some(conn) => conn,
                 None => open_reader(&pool.path).map_err(|source| StoreError::Open {
@@ -55,9 +75,7 @@ impl ReadPool {
                 })?,
             };
             let out = f(&conn);
-            if let Ok(mut idle) = pool.idle.lock()
-                && idle.len() < MAX_IDLE_READERS
-            {
+            if let Ok(mut idle) = pool.idle.lock() {
                 idle.push(conn);
             }
             out

@@ -287,6 +287,44 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
 }
 
 #[tokio::test]
+async fn a_commit_wakes_the_watchers_of_its_district_and_province_not_of_other_districts() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(&dir, "11")).unwrap();
+    let mut gayo_lues = store.watch_region(&site("11.13"));
+    let aceh_tengah = store.watch_region(&site("11.04"));
+    let mut aceh = store.watch_region(&site("11"));
+    // remote_event is of district 11.13. The signal is sent before the
+    // commit's callers are answered, so no waiting is involved.
+    store
+        .apply_remote(Incoming {
+            from: site("00"),
+            events: vec![remote_event("00", ComplaintId::new_v7(), 1 << 20)],
+            quarantine: vec![],
+            cursor: None,
+            source_seqs: vec![],
+        })
+        .await
+        .unwrap();
+    assert!(gayo_lues.has_changed().unwrap());
+    assert_eq!(*gayo_lues.borrow_and_update(), Seq(1));
+    assert!(aceh.has_changed().unwrap());
+    assert!(!aceh_tengah.has_changed().unwrap());
+
+    // A commit without events (a cursor) wakes no region.
+    aceh.borrow_and_update();
+    store
+        .set_cursor(CursorUpdate {
+            peer: site("00"),
+            kind: CursorKind::PullIn,
+            seq: Seq(1),
+        })
+        .await
+        .unwrap();
+    assert!(!gayo_lues.has_changed().unwrap());
+    assert!(!aceh.has_changed().unwrap());
+}
+
+#[tokio::test]
 async fn lists_page_newest_first_and_filter_by_region_and_status() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11.13")).unwrap();

@@ -19,6 +19,7 @@ use super::custody;
 use super::identity::{self, CONFLICT_AAD, StoredEvent};
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
+use super::signals::RegionSignals;
 use super::{
     Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate, Reply,
     StoreConfig, StoreError, Submitted,
@@ -71,6 +72,7 @@ pub(super) struct Started {
     pub receipts: watch::Receiver<u64>,
     pub minter: Arc<Mutex<Minter>>,
     pub head: watch::Receiver<Seq>,
+    pub signals: Arc<RegionSignals>,
     pub thread: std::thread::JoinHandle<()>,
 }
 
@@ -93,6 +95,7 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
     let head: i64 = conn.query_row("SELECT coalesce(max(seq), 0) FROM events", [], |r| r.get(0))?;
     let (head_tx, head_rx) = watch::channel(Seq(head as u64));
     let (receipts_tx, receipts_rx) = watch::channel(0u64);
+    let signals = Arc::new(RegionSignals::default());
     let (tx, rx) = mpsc::channel(QUEUE_DEPTH);
     let minter = Arc::new(Mutex::new(Minter {
         clock: HlcClock::new(Box::new(config.clock), Hlc(hlc as u64), DEFAULT_MAX_FORWARD),
@@ -108,6 +111,8 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         head_tx,
         receipts_tx,
         receipts_moved: false,
+        signals: signals.clone(),
+        touched: BTreeSet::new(),
         persisted: (hlc as u64, tracking_next as u64),
     };
     let thread = std::thread::Builder::new()
@@ -122,6 +127,7 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         receipts: receipts_rx,
         minter,
         head: head_rx,
+        signals,
         thread,
     })
 }
@@ -229,6 +235,10 @@ struct Writer {
     receipts_tx: watch::Sender<u64>,
     /// A request of the open group moved a child's receipt.
     receipts_moved: bool,
+    /// Wakes the watchers of the districts a commit touched.
+    signals: Arc<RegionSignals>,
+    /// Districts of the events written in the open group.
+    touched: BTreeSet<SiteCode>,
     /// (hlc, tracking_next) as last written to `writer_state`.
     persisted: (u64, u64),
 }
@@ -343,6 +353,7 @@ impl Writer {
     fn commit_group(&mut self, work: Vec<Command>) {
         let head_before = self.head;
         self.receipts_moved = false;
+        self.touched.clear();
         let mut pending = Vec::with_capacity(work.len());
         let outcome = self.run_group(work, &mut pending).map_err(Arc::new);
         match &outcome {
@@ -350,6 +361,7 @@ impl Writer {
                 if self.head != head_before {
                     self.head_tx.send_replace(Seq(self.head));
                 }
+                self.signals.publish(&self.touched, Seq(self.head));
                 if self.receipts_moved {
                     self.receipts_tx.send_modify(|v| *v += 1);
                 }
@@ -380,6 +392,7 @@ impl Writer {
             key: &self.key,
             minter: &self.minter,
             head: &mut self.head,
+            touched: &mut self.touched,
         };
         let mut abort: Option<StoreError> = None;
         for cmd in work {
@@ -504,6 +517,7 @@ struct Ctx<'a> {
     key: &'a SiteKey,
     minter: &'a Mutex<Minter>,
     head: &'a mut u64,
+    touched: &'a mut BTreeSet<SiteCode>,
 }
 
 impl Ctx<'_> {
@@ -748,6 +762,9 @@ impl Ctx<'_> {
         }
         let seq = conn.last_insert_rowid() as u64;
         *self.head = (*self.head).max(seq);
+        if !self.touched.contains(&event.district) {
+            self.touched.insert(event.district.clone());
+        }
         Ok(Some(seq))
     }
 }
