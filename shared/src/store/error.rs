@@ -105,15 +105,54 @@ impl StoreError {
         )
     }
 
-    /// True for errors that a caller may retry unchanged.
+    /// True for errors that a caller may retry unchanged: a busy or locked
+    /// database, and a full disk — the same write succeeds once space
+    /// returns, so a sync session that ended on it must come back at the
+    /// link's pace, not the minute-long pace of a refusal (found by the
+    /// chaos harness's disk-full fault, issue 6).
     pub fn is_retriable(&self) -> bool {
         match self {
             StoreError::Sqlite(e) => matches!(
                 e.sqlite_error_code(),
-                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                Some(
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::DiskFull
+                )
             ),
+            StoreError::GroupCommit(inner) => inner.is_retriable(),
             StoreError::Closed | StoreError::Join(_) => true,
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sqlite(code: std::ffi::c_int) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_full_disk_is_retriable_so_sync_resumes_promptly_once_space_returns() {
+        assert!(sqlite(rusqlite::ffi::SQLITE_FULL).is_retriable());
+        assert!(
+            StoreError::GroupCommit(Arc::new(sqlite(rusqlite::ffi::SQLITE_FULL))).is_retriable()
+        );
+    }
+
+    #[test]
+    fn busy_is_retriable_and_corruption_is_not() {
+        assert!(sqlite(rusqlite::ffi::SQLITE_BUSY).is_retriable());
+        assert!(!sqlite(rusqlite::ffi::SQLITE_CORRUPT).is_retriable());
+        assert!(
+            !StoreError::GroupCommit(Arc::new(sqlite(rusqlite::ffi::SQLITE_CORRUPT)))
+                .is_retriable()
+        );
     }
 }
