@@ -307,6 +307,28 @@ async fn connect(config: &UpstreamConfig, site: &SiteCode) -> Result<Channel, Sy
         })
 }
 
+/// Longest wait for each step that opens a session (connect, Hello,
+/// opening Push, opening Pull). A parent that accepts the connection and
+/// then says nothing — a half-open link, a stalled middlebox — would
+/// otherwise hold the node until HTTP/2 keep-alive gives up (30 s + 20 s),
+/// with no error logged and no new dial (found by the chaos harness,
+/// issue 6).
+const OPENING_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `step` of opening a session, given up after [`OPENING_TIMEOUT`] as
+/// retriable link trouble.
+async fn opening<T>(
+    step: &str,
+    fut: impl Future<Output = Result<T, SyncError>>,
+) -> Result<T, SyncError> {
+    match tokio::time::timeout(OPENING_TIMEOUT, fut).await {
+        Ok(result) => result,
+        Err(_) => Err(SyncError::Status(tonic::Status::deadline_exceeded(
+            format!("{step}: no answer from the parent in {OPENING_TIMEOUT:?}"),
+        ))),
+    }
+}
+
 /// One connected session: Hello, then push until the link fails or the
 /// token is cancelled (`Ok` only for cancellation).
 async fn session(
@@ -317,7 +339,7 @@ async fn session(
 ) -> Result<(), SyncError> {
     let channel = tokio::select! {
         _ = token.cancelled() => return Ok(()),
-        c = connect(config, store.site()) => c?,
+        c = opening("connect", connect(config, store.site())) => c?,
     };
     let mut client = ReplicationClient::new(channel)
         .max_decoding_message_size(16 * 1024 * 1024)
@@ -325,18 +347,21 @@ async fn session(
     let site = store.site().clone();
     let mut head = store.watch_head();
     let head_seq = head.borrow().0;
-    let hello = client
-        .hello(HelloRequest {
-            protocol_version: PROTOCOL_VERSION,
-            site: site.to_string(),
-            role: role_of(&site) as i32,
-            compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
-            wall_clock_ms: store.wall_clock_ms(),
-            head_seq,
-            software: concat!("lapor-sync ", env!("CARGO_PKG_VERSION")).into(),
-        })
-        .await?
-        .into_inner();
+    let hello = opening("Hello", async {
+        Ok(client
+            .hello(HelloRequest {
+                protocol_version: PROTOCOL_VERSION,
+                site: site.to_string(),
+                role: role_of(&site) as i32,
+                compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
+                wall_clock_ms: store.wall_clock_ms(),
+                head_seq,
+                software: concat!("lapor-sync ", env!("CARGO_PKG_VERSION")).into(),
+            })
+            .await?
+            .into_inner())
+    })
+    .await?;
     let parent = SiteCode::parse(&hello.site)
         .map_err(|e| SyncError::Protocol(format!("parent site: {e}")))?;
     let compression = v1::Compression::try_from(hello.compression)
@@ -378,16 +403,22 @@ async fn session(
     })
     .await
     .map_err(|_| SyncError::Closed)?;
-    let mut acks = client.push(ReceiverStream::new(rx)).await?.into_inner();
+    let mut acks = opening("open Push", async {
+        Ok(client.push(ReceiverStream::new(rx)).await?.into_inner())
+    })
+    .await?;
     let pulled = store.cursor(parent.clone(), CursorKind::PullIn).await?;
-    let mut pull = client
-        .pull(PullRequest {
-            session_id: hello.session_id.clone(),
-            after_seq: pulled.0,
-            compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
-        })
-        .await?
-        .into_inner();
+    let mut pull = opening("open Pull", async {
+        Ok(client
+            .pull(PullRequest {
+                session_id: hello.session_id.clone(),
+                after_seq: pulled.0,
+                compressions: codec::PREFERENCE.iter().map(|c| *c as i32).collect(),
+            })
+            .await?
+            .into_inner())
+    })
+    .await?;
 
     let mut next_after = acked;
     let mut in_flight: VecDeque<(u64, Seq, usize)> = VecDeque::new();
@@ -585,5 +616,16 @@ mod tests {
             SyncError::Status(tonic::Status::failed_precondition("gap; say Hello again"))
                 .is_retriable()
         );
+    }
+
+    /// Regression (issue 6): a parent that never answers ends the opening
+    /// of a session as retriable link trouble, so the loop dials again.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_parent_ends_the_session_opening_as_retriable_link_trouble() {
+        let err = opening("Hello", std::future::pending::<Result<(), SyncError>>())
+            .await
+            .unwrap_err();
+        assert!(err.is_retriable(), "{err}");
+        assert!(err.to_string().contains("Hello: no answer"), "{err}");
     }
 }
