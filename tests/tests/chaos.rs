@@ -22,7 +22,9 @@ use lapor_tests::fault::federation::{
     DiskMode, Federation, FederationOptions, PRIVATE_MOUNTS_ENV, is_root,
 };
 use lapor_tests::fault::nemesis::{Fault, Plan, Step};
-use lapor_tests::fault::schedule::{ScheduleConfig, ScheduleReport, run_plan, run_schedule};
+use lapor_tests::fault::schedule::{
+    ScheduleConfig, ScheduleReport, replay_command, run_plan, run_schedule,
+};
 use lapor_tests::fault::slowlink::{self, SlowLinkConfig};
 use lapor_tests::fault::workload::intake_client;
 use lapor_tests::{submit_request, wait_until};
@@ -30,10 +32,15 @@ use lapor_tests::{submit_request, wait_until};
 /// One federation at a time: they compete for two cores otherwise.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The CI set: 24 schedules of 4 s with 2–5 faults each.
+/// The CI set: 24 schedules of [`CI_WINDOW`] with 2–5 faults each.
 const CI_SEEDS: std::ops::RangeInclusive<u64> = 1..=24;
+/// Long enough for every kind of fault to start, last and end inside it;
+/// a schedule costs about a second more (start, converge, check).
+const CI_WINDOW: Duration = Duration::from_secs(3);
 
-fn failure(report: &ScheduleReport) -> String {
+/// The findings of a failed schedule; `replay` is the config of a seeded
+/// one (a hand-written plan has no replay command).
+fn failure(report: &ScheduleReport, replay: Option<&ScheduleConfig>) -> String {
     let mut out = format!("{}\n", report.summary());
     if let Some(why) = &report.not_converged {
         out += &format!("  {why}\n");
@@ -50,16 +57,17 @@ fn failure(report: &ScheduleReport) -> String {
     for (site, log) in &report.logs {
         out += &format!("  --- {site} ---\n{log}\n");
     }
-    out + &format!(
-        "  replay: cargo run --release -p lapor-tests --bin chaos -- --seed {}\n",
-        report.seed
-    )
+    if let Some(config) = replay {
+        out += &format!("  replay: {}\n", replay_command(report.seed, config));
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fixed_seed_schedules_lose_nothing_duplicate_nothing_and_converge() {
     let _turn = SERIAL.lock().await;
     let config = ScheduleConfig {
+        window: CI_WINDOW,
         // Disk-full has its own test below (it needs a private namespace).
         disk: DiskMode::Skipped("disk-full runs in its own test".into()),
         ..ScheduleConfig::default()
@@ -74,7 +82,7 @@ async fn fixed_seed_schedules_lose_nothing_duplicate_nothing_and_converge() {
         eprintln!("{}", report.summary());
         acknowledged += report.tally.acknowledged;
         if !report.passed() {
-            failures.push(failure(&report));
+            failures.push(failure(&report, Some(&config)));
         }
     }
     eprintln!(
@@ -166,7 +174,7 @@ async fn a_node_disk_that_fills_and_frees_loses_nothing_and_converges() {
     };
     let report = run_plan(&plan, &config).await.unwrap();
     eprintln!("{}", report.summary());
-    assert!(report.passed(), "{}", failure(&report));
+    assert!(report.passed(), "{}", failure(&report, None));
 }
 
 /// Adds a comment at national to `complaint`.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use futures::StreamExt as _;
 use lapor_tests::fault::federation::{DiskMode, PRIVATE_MOUNTS_ENV, is_root};
-use lapor_tests::fault::schedule::{ScheduleConfig, ScheduleReport, run_schedule};
+use lapor_tests::fault::schedule::{ScheduleConfig, ScheduleReport, replay_command, run_schedule};
 use lapor_tests::fault::slowlink::{self, SlowLinkConfig};
 use lapor_tests::fault::workload::Tally;
 
@@ -67,7 +67,7 @@ struct Args {
     keep: bool,
     /// Schedules run at once, each on its own federation (more than one
     /// shortens a long run; timings are then noisier).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, visible_alias = "jobs", default_value_t = 1)]
     parallel: usize,
     /// Do not enter a private mount namespace (disk-full faults skipped).
     #[arg(long)]
@@ -191,13 +191,13 @@ async fn schedules(args: &Args) -> ExitCode {
             Some((_, Ok(report))) => {
                 eprintln!("{}", report.summary());
                 if !report.passed() {
-                    print_failure(&report);
+                    print_failure(&report, config);
                 }
                 totals.add(&report);
             }
             Some((seed, Err(e))) => {
                 eprintln!("seed {seed} HARNESS ERROR: {e:#}");
-                eprintln!("  {}", replay(seed));
+                eprintln!("  replay: {}", replay_command(seed, config));
                 totals.schedules += 1;
                 totals.harness_errors += 1;
                 totals.failed_seeds.push(seed);
@@ -220,11 +220,7 @@ async fn schedules(args: &Args) -> ExitCode {
     }
 }
 
-fn replay(seed: u64) -> String {
-    format!("replay: cargo run --release -p lapor-tests --bin chaos -- --seed {seed}")
-}
-
-fn print_failure(report: &ScheduleReport) {
+fn print_failure(report: &ScheduleReport, config: &ScheduleConfig) {
     eprintln!("--- seed {} FAILED ---", report.seed);
     for f in &report.faults {
         eprintln!("  fault {f}");
@@ -247,7 +243,7 @@ fn print_failure(report: &ScheduleReport) {
     for (site, log) in &report.logs {
         eprintln!("  --- log of {site} (tail) ---\n{log}");
     }
-    eprintln!("  {}", replay(report.seed));
+    eprintln!("  replay: {}", replay_command(report.seed, config));
 }
 
 /// Sums over schedules.

@@ -107,6 +107,20 @@ impl ScheduleReport {
     }
 }
 
+/// The command that replays the schedule of `seed` under `config` (the
+/// plan depends on the window and the fault count as well as the seed).
+pub fn replay_command(seed: u64, config: &ScheduleConfig) -> String {
+    let default = ScheduleConfig::default();
+    let mut out = format!("cargo run --release -p lapor-tests --bin chaos -- --seed {seed}");
+    if config.window != default.window {
+        out += &format!(" --window-ms {}", config.window.as_millis());
+    }
+    if config.max_faults != default.max_faults {
+        out += &format!(" --max-faults {}", config.max_faults);
+    }
+    out
+}
+
 /// Runs the schedule of `seed`.
 ///
 /// # Errors
