@@ -258,6 +258,7 @@ struct Totals {
     integrity_failures: u64,
     anomalies: u64,
     not_converged: u64,
+    rechecks: u64,
     harness_errors: u64,
     converge_s: Vec<f64>,
     failed_seeds: Vec<u64>,
@@ -276,6 +277,7 @@ impl Totals {
         self.diverged += r.findings.diverged.len() as u64;
         self.integrity_failures += r.findings.integrity.len() as u64;
         self.anomalies += r.findings.anomalies.len() as u64;
+        self.rechecks += u64::from(r.rechecks);
         match r.converged_in {
             Some(d) => self.converge_s.push(d.as_secs_f64()),
             None => self.not_converged += 1,
@@ -311,6 +313,7 @@ impl Totals {
             unexpected: self.unexpected,
             anomalies: self.anomalies,
             not_converged: self.not_converged,
+            rechecks: self.rechecks,
             harness_errors: self.harness_errors,
             failed_seeds: {
                 let mut seeds = self.failed_seeds.clone();
@@ -345,6 +348,7 @@ struct ChaosLine {
     unexpected: u64,
     anomalies: u64,
     not_converged: u64,
+    rechecks: u64,
     harness_errors: u64,
     failed_seeds: Vec<u64>,
     disk_full: &'static str,
@@ -356,24 +360,60 @@ async fn slow_link(args: &Args) -> ExitCode {
         complaints: args.backlog,
         ..SlowLinkConfig::default()
     };
-    match slowlink::run(&config).await {
-        Ok(report) => {
-            for f in &report.findings {
-                eprintln!("  {f}");
-            }
-            let mut json = serde_json::to_value(&report).unwrap_or_default();
-            json["bench"] = "slow_link".into();
-            json["passed"] = report.passed().into();
-            println!("{json}");
-            if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
+    let report = match slowlink::run(&config).await {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("slow link: {e:#}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
         }
+    };
+    for f in &report.findings {
+        eprintln!("  {f}");
     }
+    let mut json = serde_json::to_value(&report).unwrap_or_default();
+    json["bench"] = "slow_link".into();
+    json["passed"] = report.passed().into();
+    // What the cut cost on the wire: the same backlog without live
+    // traffic, once with the cut and once without; the difference is the
+    // bytes sent again (and the reconnect's own Hello).
+    match cut_cost(&config).await {
+        Ok((with_cut, without_cut)) => {
+            json["cut_cost"] = serde_json::json!({
+                "bytes_up_with_cut": with_cut,
+                "bytes_up_without_cut": without_cut,
+                "resent_bytes_up": with_cut.saturating_sub(without_cut),
+            });
+        }
+        Err(e) => eprintln!("slow link: measuring the cut's cost failed: {e:#}"),
+    }
+    println!("{json}");
+    if report.passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Bytes up for the backlog alone, with the cut and without it.
+async fn cut_cost(config: &SlowLinkConfig) -> anyhow::Result<(u64, u64)> {
+    let mut bytes = Vec::new();
+    for cut in [true, false] {
+        let quiet = SlowLinkConfig {
+            cut,
+            live: false,
+            ..config.clone()
+        };
+        let report = slowlink::run(&quiet).await?;
+        eprintln!(
+            "slow link without live traffic, {}: {} bytes up in {:.1}s, {} received twice{}",
+            if cut { "cut mid-batch" } else { "no cut" },
+            report.bytes_up,
+            report.drain_s,
+            report.received_duplicates,
+            if report.passed() { "" } else { " (FAILED)" }
+        );
+        anyhow::ensure!(report.passed(), "{:?}", report.findings);
+        bytes.push(report.bytes_up);
+    }
+    Ok((bytes[0], bytes[1]))
 }

@@ -53,6 +53,20 @@ impl Findings {
             && self.anomalies.is_empty()
     }
 
+    /// Only findings that waiting can undo: something not yet at national
+    /// (lost) or not yet alike at every tier (diverged). An operation whose
+    /// client gave up may still be applied late — a site that stalled
+    /// answers a listing before it commits the writes queued behind it — so
+    /// these are judged again after the federation converges once more;
+    /// duplicates, unexpected records and integrity failures never are.
+    pub fn only_unsettled(&self) -> bool {
+        !self.is_clean()
+            && self.unexpected.is_empty()
+            && self.duplicated.is_empty()
+            && self.integrity.is_empty()
+            && self.anomalies.is_empty()
+    }
+
     /// Every finding, one per line, labelled.
     pub fn lines(&self) -> Vec<String> {
         let groups = [

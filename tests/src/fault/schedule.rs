@@ -64,6 +64,10 @@ pub struct ScheduleReport {
     /// passed (then `not_converged` says why).
     pub converged_in: Option<Duration>,
     pub not_converged: Option<String>,
+    /// Times the check found only lost or diverged records and was made
+    /// again after the federation converged once more (see
+    /// [`Findings::only_unsettled`]).
+    pub rechecks: u32,
     /// Wall time of the whole schedule.
     pub elapsed: Duration,
     /// Wall time of each phase (start, faults, heal, converge, check).
@@ -86,7 +90,7 @@ impl ScheduleReport {
     pub fn summary(&self) -> String {
         let t = &self.tally;
         format!(
-            "seed {} {} in {:.1}s ({}): {} ops, {} acked, {} unknown, {} refused; converged in {}; {} faults: {}",
+            "seed {} {} in {:.1}s ({}): {} ops, {} acked, {} unknown, {} refused; converged in {}{}; {} faults: {}",
             self.seed,
             if self.passed() { "ok" } else { "FAILED" },
             self.elapsed.as_secs_f64(),
@@ -101,6 +105,11 @@ impl ScheduleReport {
             t.failed,
             self.converged_in
                 .map_or("never".into(), |d| format!("{:.2}s", d.as_secs_f64())),
+            if self.rechecks > 0 {
+                format!(" after {} recheck(s)", self.rechecks)
+            } else {
+                String::new()
+            },
             self.faults.len(),
             self.faults.join("; ")
         )
@@ -177,6 +186,7 @@ pub async fn run_plan(plan: &Plan, config: &ScheduleConfig) -> anyhow::Result<Sc
         findings: Findings::default(),
         converged_in: None,
         not_converged: None,
+        rechecks: 0,
         elapsed: Duration::ZERO,
         phases: Vec::new(),
         kept_dir: None,
@@ -195,18 +205,30 @@ pub async fn run_plan(plan: &Plan, config: &ScheduleConfig) -> anyhow::Result<Sc
     let healed = Instant::now();
     workload.retry_unknown(seed, config.retry_fraction).await;
     let history = workload.history();
-    match wait_for_convergence(&fed, &history, config.converge_deadline).await {
-        Ok(()) => report.converged_in = Some(healed.elapsed()),
-        Err(why) => {
-            report.not_converged = Some(why);
-            report.diagnostics = diagnose(&fed).await;
+    report.tally = history.tally();
+    let deadline = healed + config.converge_deadline;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match wait_for_convergence(&fed, &history, left).await {
+            Ok(()) => report.converged_in = Some(healed.elapsed()),
+            Err(why) => {
+                report.converged_in = None;
+                report.not_converged = Some(why);
+                report.diagnostics = diagnose(&fed).await;
+            }
         }
+        let views = observe::views(&fed).await.context("observe the sites")?;
+        report.findings = check(&history, &views);
+        if report.converged_in.is_some()
+            && report.findings.only_unsettled()
+            && Instant::now() < deadline
+        {
+            report.rechecks += 1;
+            continue;
+        }
+        break;
     }
     phase("converge");
-    let views = observe::views(&fed).await.context("observe the sites")?;
-    report.tally = history.tally();
-    report.findings = check(&history, &views);
-    phase("check");
     report.phases = phases;
     Ok(finish(report, fed, started))
 }

@@ -49,6 +49,9 @@ pub struct SlowLinkConfig {
     pub one_way: Duration,
     /// Cut the link in the middle of a batch.
     pub cut: bool,
+    /// Live traffic alongside the backlog (off only to measure what a cut
+    /// costs: with the backlog alone, two runs differ by the cut only).
+    pub live: bool,
     /// Longest drain before the scenario fails.
     pub deadline: Duration,
 }
@@ -60,6 +63,7 @@ impl Default for SlowLinkConfig {
             bytes_per_s: 256_000 / 8,
             one_way: Duration::from_millis(300),
             cut: true,
+            live: true,
             deadline: Duration::from_secs(240),
         }
     }
@@ -165,7 +169,13 @@ pub async fn run(config: &SlowLinkConfig) -> anyhow::Result<SlowLinkReport> {
     let opened = Instant::now();
 
     let stop = CancellationToken::new();
-    let live = live_traffic(&fed, &ids, &history, stop.clone());
+    let live = async {
+        if config.live {
+            live_traffic(&fed, &ids, &history, stop.clone()).await
+        } else {
+            0
+        }
+    };
     let watch = async {
         let mut cut = None;
         if config.cut {
