@@ -504,6 +504,9 @@ async fn main() -> anyhow::Result<()> {
     // Per pair: latency minus its round's hop 1, i.e. the province's own
     // share (its commit of the pulled event and the fan-out to children).
     let mut hop2 = Vec::new();
+    // Per round: last interested child's arrival minus the first's, i.e.
+    // the fan-out alone (no commit, no fsync in it).
+    let mut spread = Vec::new();
     let mut missed = 0;
     let measure_started = Instant::now();
     for k in 0..args.updates {
@@ -517,6 +520,9 @@ async fn main() -> anyhow::Result<()> {
             timeout,
         )
         .await?;
+        if let (Some(first), Some(last)) = (r.latencies.iter().min(), r.latencies.iter().max()) {
+            spread.push(*last - *first);
+        }
         if let Some(h) = r.hop1 {
             hop2.extend(r.latencies.iter().map(|l| l.saturating_sub(h)));
         }
@@ -553,6 +559,7 @@ async fn main() -> anyhow::Result<()> {
     add_event.sort();
     hop1.sort();
     hop2.sort();
+    spread.sort();
     let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
     eprintln!(
         "{} (update, child) pairs over {} updates in {measure_s:.1}s; missed {missed}; children still connected {}",
@@ -575,6 +582,12 @@ async fn main() -> anyhow::Result<()> {
         "province -> child (each pair minus its round's hop 1): p50 {:.2} ms, p99 {:.2} ms",
         percentile(&hop2, 50.0),
         percentile(&hop2, 99.0)
+    );
+    eprintln!(
+        "fan-out spread (last child of a round minus the first): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        percentile(&spread, 50.0),
+        percentile(&spread, 99.0),
+        percentile(&spread, 100.0)
     );
     eprintln!(
         "province hub: VmRSS {rss:.1} MiB (peak {hwm:.1} MiB), {threads} threads; national hub: VmRSS {n_rss:.1} MiB, {n_threads} threads"
