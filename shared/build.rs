@@ -11,6 +11,7 @@ const PROTOS: &[&str] = &[
     "../proto/lapor/sync/v1/intake.proto",
     "../proto/lapor/sync/v1/complaints.proto",
     "../proto/lapor/sync/v1/replication.proto",
+    "../proto/lapor/sync/v1/certificates.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -28,6 +28,7 @@ pub mod server;
 pub mod status;
 
 use std::fs::File;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use lapor_shared::domain::SiteCode;
@@ -59,6 +60,9 @@ pub struct Hub {
     /// Exclusive lock on `<db>.lock`, held while this process may write:
     /// a second hub on the same database is refused.
     _lock: File,
+    /// Where `lapor-hub ca init` keeps this hub's CA (it renews children's
+    /// certificates over their links when it is there).
+    ca_dir: PathBuf,
 }
 
 impl Hub {
@@ -79,10 +83,12 @@ impl Hub {
             None => None,
         };
         let deadlines = config.deadlines.clone();
+        let ca_dir = ca::ca_dir(&config);
         Ok(Hub {
             site,
             store,
             upstream,
+            ca_dir,
             tls: config.tls.clone(),
             deadlines,
             limits: config.limits.clone(),
@@ -104,19 +110,22 @@ impl Hub {
     pub async fn run(self, listener: TcpListener, token: CancellationToken) -> anyhow::Result<()> {
         let Hub {
             store,
+            site,
             upstream,
+            ca_dir,
             tls,
             deadlines,
             limits,
             _lock: lock,
-            ..
         } = self;
         let result = server::serve(
             store,
             listener,
             token,
             server::Options {
+                site,
                 upstream,
+                ca_dir,
                 tls,
                 deadlines,
                 limits,

@@ -4,11 +4,13 @@
 //! and what runs beside them (the push loop to the parent).
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
+use lapor_shared::domain::SiteCode;
 use lapor_shared::overdue::DeadlinePolicy;
+use lapor_shared::proto::v1::certificates_server::CertificatesServer;
 use lapor_shared::proto::v1::complaints_server::ComplaintsServer;
 use lapor_shared::proto::v1::intake_server::IntakeServer;
 use lapor_shared::proto::v1::replication_server::ReplicationServer;
@@ -21,6 +23,8 @@ use lapor_shared::site::config::{TlsSection, check_plain_listen};
 use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
+use lapor_shared::tls::ca::CA_KEY_FILE;
+use lapor_shared::tls::renew::CertificatesService;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -68,6 +72,9 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
 
 /// What a hub serves with, from its config.
 pub(crate) struct Options {
+    pub site: SiteCode,
+    /// This hub's CA directory (`lapor-hub ca init`).
+    pub ca_dir: PathBuf,
     /// The parent, when this hub forwards upward.
     pub upstream: Option<UpstreamConfig>,
     /// Mutual TLS for children; `None` is insecure loopback mode.
@@ -85,6 +92,8 @@ pub(crate) async fn serve(
     options: Options,
 ) -> anyhow::Result<()> {
     let Options {
+        site,
+        ca_dir,
         upstream,
         tls,
         deadlines,
@@ -124,6 +133,12 @@ pub(crate) async fn serve(
         .add_service(intake)
         .add_service(replication);
     if let Some(tls) = tls {
+        if ca_dir.join(CA_KEY_FILE).exists() {
+            // Children renew their short-lived certificates over the link.
+            server = server.add_service(CertificatesServer::new(CertificatesService::new(
+                ca_dir, site,
+            )));
+        }
         server = server.tls(tls.files(), tls.revoked.clone());
     }
     server.serve(listener, token, tracker, store, "hub").await?;

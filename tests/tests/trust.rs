@@ -235,3 +235,84 @@ async fn a_node_with_an_expired_certificate_says_how_to_get_back_in() {
     assert!(error.contains("certificate expired on"), "{error}");
     assert!(error.contains("lapor-hub ca issue --site 11.13"), "{error}");
 }
+
+/// The serial and expiry of the certificate in `cert.pem` of `bundle`.
+fn cert_of(bundle: &Path) -> (String, i64) {
+    let pem = std::fs::read_to_string(bundle.join("cert.pem")).unwrap();
+    let der = lapor_shared::tls::link::first_cert_der(&pem, &bundle.join("cert.pem")).unwrap();
+    let peer = lapor_shared::tls::peer::PeerIdentity::from_der(&der).unwrap();
+    (peer.serial, peer.not_after)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_renews_its_certificate_over_the_link_before_it_expires() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, hub) = tls_province(dir.path()).await;
+    let url = format!("https://{}", hub.addr());
+    // Five minutes left of a fifteen-minute life: in its last third.
+    let soon = (now_unix() + 300).to_string();
+    let bundle = issue(
+        &config,
+        DISTRICT,
+        &dir.path().join("bundle"),
+        &["--url", &url, "--testing-not-after-unix", &soon],
+    )
+    .await;
+    let (old_serial, _) = cert_of(&bundle);
+    let node_config = bundle.join("lapor-node.toml");
+    let listen = reserve_port().unwrap();
+    let mut node = SiteProcess::start_at(Binary::Node, &node_config, listen)
+        .await
+        .unwrap();
+
+    let (serial, not_after) = wait_until(
+        Duration::from_secs(30),
+        "the node to install a renewed certificate",
+        || async {
+            let (serial, not_after) = cert_of(&bundle);
+            Ok((serial != old_serial).then_some((serial, not_after)))
+        },
+    )
+    .await
+    .unwrap();
+    assert!(
+        not_after > now_unix() + 20 * 24 * 3600,
+        "a full new lifetime"
+    );
+    // The hub's CA logged it, so `ca revoke --site 11.13` would find it.
+    let issued = std::fs::read_to_string(dir.path().join("hub-11/ca/issued.jsonl")).unwrap();
+    assert!(issued.contains(&serial), "{issued}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(bundle.join("cert.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the new key is private");
+    }
+
+    // After a restart the node connects with the new pair and replicates.
+    node.sigterm().await.unwrap();
+    node.wait_exit(Duration::from_secs(20)).await.unwrap();
+    let node = SiteProcess::start_at(Binary::Node, &node_config, listen)
+        .await
+        .unwrap();
+    let mut intake = IntakeClient::new(node.channel().await.unwrap());
+    let id = uuid::Uuid::now_v7().to_string();
+    intake
+        .submit(lapor_tests::submit_request(DISTRICT, 7, &id))
+        .await
+        .unwrap();
+    wait_until(
+        Duration::from_secs(30),
+        "the hub to receive the event over the renewed certificate",
+        || async {
+            let child = hub_child(&config, DISTRICT).await?;
+            Ok(child.filter(|c| c["received_events"].as_u64().unwrap_or(0) >= 1))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(cert_of(&bundle).0, serial, "not renewed again");
+}

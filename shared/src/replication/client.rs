@@ -283,6 +283,8 @@ async fn connect(config: &UpstreamConfig, site: &SiteCode) -> Result<Channel, Sy
     };
     let mut endpoint = Endpoint::from_shared(config.endpoint.clone()).map_err(connect_err)?;
     if let Some(files) = &config.tls {
+        // A renewal a crash interrupted is finished before the pair is read.
+        crate::tls::renew::recover(files).map_err(|e| SyncError::Protocol(format!("{e:#}")))?;
         let bundle = Bundle::load(files)?;
         bundle.check_not_expired(chrono::Utc::now().timestamp())?;
         let parent = super::scope::parent_of(site).ok_or_else(|| {
@@ -341,6 +343,7 @@ async fn session(
         _ = token.cancelled() => return Ok(()),
         c = opening("connect", connect(config, store.site())) => c?,
     };
+    let client_channel = channel.clone();
     let mut client = ReplicationClient::new(channel)
         .max_decoding_message_size(16 * 1024 * 1024)
         .max_encoding_message_size(16 * 1024 * 1024);
@@ -384,6 +387,25 @@ async fn session(
         s.last_contact_ms = Some(now);
     });
     tracing::info!(parent = %parent, cursor = acked.0, ?compression, "connected to parent");
+    if let Some(files) = &config.tls {
+        // Over this link, while the certificate still opens it. A failure
+        // is logged and retried at the next session; the link goes on.
+        match crate::tls::renew::renew_if_due(
+            client_channel.clone(),
+            files,
+            chrono::Utc::now().timestamp(),
+        )
+        .await
+        {
+            Ok(Some(renewed)) => {
+                tracing::info!(serial = %renewed.serial, not_after = renewed.not_after, "certificate renewed over the link")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "certificate renewal failed; the current certificate stays in use")
+            }
+        }
+    }
 
     let batch_events = config
         .batch_events

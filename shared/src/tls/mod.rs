@@ -13,6 +13,7 @@
 pub mod ca;
 pub mod link;
 pub mod peer;
+pub mod renew;
 pub mod revoked;
 
 use crate::domain::SiteCode;

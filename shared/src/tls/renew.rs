@@ -1,0 +1,502 @@
+//! Certificate renewal over the link a child already has.
+//!
+//! Certificates are short-lived (30 days). When less than a third of its
+//! certificate's life is left (at most 10 days), a child — a district node,
+//! or a province towards national — generates a new key pair, sends the
+//! public key to its parent's `Certificates.Renew` over its current
+//! mutual-TLS connection, and installs the certificate it gets back beside
+//! the new key. The parent issues for the site its *connection's*
+//! certificate names, never a site a message names, and records the serial
+//! in its issued log, so `lapor-hub ca revoke --site` finds it.
+//!
+//! Installing is crash-safe: both files are written complete under
+//! `*.next` names first, then renamed key first, cert second; a crash
+//! between the two renames is completed by [`recover`], which the link runs
+//! before it loads the bundle. A child that misses the window (offline past
+//! expiry) is refused by the TLS handshake and told how to get back in
+//! (`link::BundleError::Expired`): a new bundle from `lapor-hub ca issue`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rcgen::{KeyPair, PublicKeyData as _};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+use x509_parser::prelude::{FromDer as _, X509Certificate};
+
+use super::ca::{self, Ca, CaError};
+use super::link::{PeerAuth, first_cert_der, peer_auth};
+use super::peer::{PeerIdentity, Subject};
+use crate::domain::SiteCode;
+use crate::proto::v1::certificates_client::CertificatesClient;
+use crate::proto::v1::certificates_server::Certificates;
+use crate::proto::v1::{RenewRequest, RenewResponse};
+use crate::replication::scope;
+use crate::site::config::TlsFiles;
+
+/// Renew at the latest this long before expiry.
+const RENEW_AHEAD_MAX: i64 = 10 * 24 * 3600;
+/// A public key in PEM is a few hundred bytes; anything far larger is not one.
+pub const MAX_PUBLIC_KEY_PEM: usize = 4096;
+/// How long the child waits for its parent to sign.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why renewal did not happen. The link goes on with the current
+/// certificate either way; the next connection tries again.
+#[derive(Debug, thiserror::Error)]
+pub enum RenewError {
+    #[error("read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("install {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} holds no readable certificate")]
+    Cert { path: PathBuf },
+    #[error("generate a key pair")]
+    Key(#[source] rcgen::Error),
+    #[error("the parent refused to renew: {0}")]
+    Refused(#[source] Box<Status>),
+    #[error(
+        "the parent returned a certificate for {got}, not for {expected}, or not for our new key"
+    )]
+    WrongCertificate { expected: String, got: String },
+    #[error("write the new key")]
+    Private(#[source] CaError),
+}
+
+/// What a renewal installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Renewed {
+    pub serial: String,
+    pub not_after: i64,
+}
+
+/// `(not_before, not_after)` of the first certificate in `pem`.
+fn validity(pem: &str, path: &Path) -> Result<(i64, i64), RenewError> {
+    let der = first_cert_der(pem, path).map_err(|_| RenewError::Cert {
+        path: path.to_owned(),
+    })?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|_| RenewError::Cert {
+        path: path.to_owned(),
+    })?;
+    let v = cert.validity();
+    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+}
+
+/// Whether a certificate valid from `not_before` to `not_after` is due for
+/// renewal at `now`: less than a third of its life (and at most
+/// [`RENEW_AHEAD_MAX`]) left. An expired one is due too (the parent will
+/// refuse the handshake, but that is the parent's to say).
+pub fn due(not_before: i64, not_after: i64, now: i64) -> bool {
+    let life = (not_after - not_before).max(0);
+    let ahead = (life / 3).min(RENEW_AHEAD_MAX);
+    not_after - now < ahead
+}
+
+fn next_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".next");
+    PathBuf::from(name)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".tmp");
+    PathBuf::from(name)
+}
+
+fn rename(from: &Path, to: &Path) -> Result<(), RenewError> {
+    std::fs::rename(from, to).map_err(|source| RenewError::Write {
+        path: to.to_owned(),
+        source,
+    })
+}
+
+/// Makes the directory entries of a rename durable.
+fn sync_dir(file: &Path) -> Result<(), RenewError> {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|source| RenewError::Write {
+            path: dir.to_owned(),
+            source,
+        })
+}
+
+/// Writes `bytes` completely to `<path>.next` (through a temporary name,
+/// so a `.next` file is always whole).
+fn stage(path: &Path, bytes: &[u8], private: bool) -> Result<(), RenewError> {
+    let tmp = tmp_path(path);
+    if private {
+        ca::write_private(&tmp, bytes).map_err(RenewError::Private)?;
+    } else {
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::File::open(&tmp)?.sync_all())
+            .map_err(|source| RenewError::Write {
+                path: tmp.clone(),
+                source,
+            })?;
+    }
+    rename(&tmp, &next_path(path))
+}
+
+/// Installs a new certificate and its key in place of the bundle's.
+///
+/// # Errors
+/// A file could not be written or renamed (the old pair stays in use, or
+/// [`recover`] completes the switch).
+pub fn install(files: &TlsFiles, cert_pem: &str, key_pem: &str) -> Result<(), RenewError> {
+    stage(&files.key, key_pem.as_bytes(), true)?;
+    stage(&files.cert, cert_pem.as_bytes(), false)?;
+    rename(&next_path(&files.key), &files.key)?;
+    rename(&next_path(&files.cert), &files.cert)?;
+    sync_dir(&files.cert)
+}
+
+/// Completes or discards an installation a crash interrupted, so the
+/// certificate and key on disk always belong together.
+///
+/// # Errors
+/// A rename failed.
+pub fn recover(files: &TlsFiles) -> Result<(), RenewError> {
+    let cert_next = next_path(&files.cert);
+    let key_next = next_path(&files.key);
+    if cert_next.exists() {
+        // Both were staged whole: finish the switch (the key may already
+        // have been renamed).
+        if key_next.exists() {
+            rename(&key_next, &files.key)?;
+        }
+        rename(&cert_next, &files.cert)?;
+        tracing::warn!(cert = %files.cert.display(), "completed a certificate renewal interrupted by a crash");
+        return sync_dir(&files.cert);
+    }
+    // Staging never finished: the old pair is intact.
+    for stray in [key_next, tmp_path(&files.key), tmp_path(&files.cert)] {
+        if stray.exists() {
+            std::fs::remove_file(&stray).map_err(|source| RenewError::Write {
+                path: stray.clone(),
+                source,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Renews this site's certificate over `channel` (a mutual-TLS connection
+/// to its parent, made with the bundle in `files`) if it is due.
+///
+/// # Errors
+/// See [`RenewError`]; the current certificate stays installed.
+pub async fn renew_if_due(
+    channel: Channel,
+    files: &TlsFiles,
+    now: i64,
+) -> Result<Option<Renewed>, RenewError> {
+    let cert_pem = std::fs::read_to_string(&files.cert).map_err(|source| RenewError::Read {
+        path: files.cert.clone(),
+        source,
+    })?;
+    let (not_before, not_after) = validity(&cert_pem, &files.cert)?;
+    if !due(not_before, not_after, now) {
+        return Ok(None);
+    }
+    let own = PeerIdentity::from_der(&first_cert_der(&cert_pem, &files.cert).map_err(|_| {
+        RenewError::Cert {
+            path: files.cert.clone(),
+        }
+    })?)
+    .map_err(|_| RenewError::Cert {
+        path: files.cert.clone(),
+    })?;
+    let key = KeyPair::generate().map_err(RenewError::Key)?;
+    let mut request = Request::new(RenewRequest {
+        public_key_pem: key.public_key_pem(),
+    });
+    request.set_timeout(RENEW_TIMEOUT);
+    let response = CertificatesClient::new(channel)
+        .renew(request)
+        .await
+        .map_err(|s| RenewError::Refused(Box::new(s)))?
+        .into_inner();
+    // Install only what names us and holds our new key.
+    let new_der =
+        first_cert_der(&response.certificate_pem, &files.cert).map_err(|_| RenewError::Cert {
+            path: files.cert.clone(),
+        })?;
+    let new = PeerIdentity::from_der(&new_der).map_err(|_| RenewError::Cert {
+        path: files.cert.clone(),
+    })?;
+    let (_, parsed) = X509Certificate::from_der(&new_der).map_err(|_| RenewError::Cert {
+        path: files.cert.clone(),
+    })?;
+    if new.subject != own.subject
+        || parsed.public_key().raw != key.subject_public_key_info().as_slice()
+    {
+        return Err(RenewError::WrongCertificate {
+            expected: own.subject.name().to_owned(),
+            got: new.subject.name().to_owned(),
+        });
+    }
+    install(files, &response.certificate_pem, &key.serialize_pem())?;
+    Ok(Some(Renewed {
+        serial: new.serial,
+        not_after: new.not_after,
+    }))
+}
+
+/// `Certificates` at a hub with a CA: renews its children's certificates.
+#[derive(Debug, Clone)]
+pub struct CertificatesService {
+    ca_dir: PathBuf,
+    site: SiteCode,
+    validity: Duration,
+}
+
+impl CertificatesService {
+    /// Signs with the CA in `ca_dir` (opened per request, so `ca init`'s
+    /// files are read as they are now) for children of `site`.
+    pub fn new(ca_dir: PathBuf, site: SiteCode) -> CertificatesService {
+        CertificatesService {
+            ca_dir,
+            site,
+            validity: ca::DEFAULT_VALIDITY,
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Certificates for CertificatesService {
+    async fn renew(&self, req: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+        let peer = match peer_auth(req.extensions()) {
+            PeerAuth::Certificate(peer) => peer,
+            PeerAuth::InsecureLoopback | PeerAuth::Unauthenticated => {
+                return Err(Status::failed_precondition(
+                    "renewal needs a mutual-TLS link: the certificate renewed is the one the connection presents",
+                ));
+            }
+        };
+        let Subject::Site(child) = &peer.subject else {
+            return Err(Status::permission_denied(
+                "only sites renew over the link; an operator gets a new bundle from `lapor-hub ca issue --operator`",
+            ));
+        };
+        scope::check_child(&self.site, child)
+            .map_err(|e| Status::permission_denied(e.to_string()))?;
+        let pem = req.into_inner().public_key_pem;
+        if pem.is_empty() || pem.len() > MAX_PUBLIC_KEY_PEM {
+            return Err(Status::invalid_argument(format!(
+                "public_key_pem: {} bytes, expected a PEM public key of at most {MAX_PUBLIC_KEY_PEM}",
+                pem.len()
+            )));
+        }
+        let (dir, subject, validity) = (self.ca_dir.clone(), peer.subject.clone(), self.validity);
+        let issued = tokio::task::spawn_blocking(move || {
+            Ca::open(&dir)?.issue_for_key(&subject, &pem, validity)
+        })
+        .await
+        .map_err(|_| Status::internal("the signing task failed"))?
+        .map_err(|e| match e {
+            CaError::Generate { .. } => {
+                Status::invalid_argument(format!("public_key_pem: not a usable public key ({e})"))
+            }
+            CaError::Missing { .. } => Status::failed_precondition(e.to_string()),
+            other => {
+                tracing::error!(error = %other, "certificate renewal failed");
+                Status::internal("the CA could not sign")
+            }
+        })?;
+        tracing::info!(site = %child, serial = %issued.serial, old_serial = %peer.serial, "certificate renewed over the link");
+        Ok(Response::new(RenewResponse {
+            certificate_pem: issued.cert_pem,
+            serial: issued.serial,
+            not_after_unix: issued.not_after,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const DAY: i64 = 24 * 3600;
+
+    #[test]
+    fn a_thirty_day_certificate_is_renewed_in_its_last_ten_days() {
+        let nb = 1_000_000;
+        let na = nb + 30 * DAY;
+        assert!(!due(nb, na, nb + DAY));
+        assert!(!due(nb, na, na - 10 * DAY - 1));
+        assert!(due(nb, na, na - 10 * DAY + 1));
+        assert!(due(nb, na, na + 1), "an expired one is due too");
+    }
+
+    #[test]
+    fn a_short_certificate_is_renewed_in_its_last_third() {
+        let nb = 1_000_000;
+        let na = nb + 3 * DAY;
+        assert!(!due(nb, na, nb + DAY + 1));
+        assert!(due(nb, na, na - DAY + 1));
+    }
+
+    fn files(dir: &Path) -> TlsFiles {
+        TlsFiles {
+            ca: dir.join("ca.pem"),
+            cert: dir.join("cert.pem"),
+            key: dir.join("cert.key"),
+        }
+    }
+
+    #[test]
+    fn install_replaces_both_files_and_keeps_the_key_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        std::fs::write(&f.cert, "old cert").unwrap();
+        std::fs::write(&f.key, "old key").unwrap();
+        install(&f, "new cert", "new key").unwrap();
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), "new cert");
+        assert_eq!(std::fs::read_to_string(&f.key).unwrap(), "new key");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&f.key).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(!next_path(&f.cert).exists() && !next_path(&f.key).exists());
+    }
+
+    #[test]
+    fn recover_finishes_a_switch_cut_between_the_two_renames() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        std::fs::write(&f.cert, "old cert").unwrap();
+        // The key was renamed, the certificate was still staged.
+        std::fs::write(&f.key, "new key").unwrap();
+        std::fs::write(next_path(&f.cert), "new cert").unwrap();
+        recover(&f).unwrap();
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), "new cert");
+        assert_eq!(std::fs::read_to_string(&f.key).unwrap(), "new key");
+    }
+
+    #[test]
+    fn recover_finishes_a_switch_staged_whole_but_not_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        std::fs::write(&f.cert, "old cert").unwrap();
+        std::fs::write(&f.key, "old key").unwrap();
+        std::fs::write(next_path(&f.key), "new key").unwrap();
+        std::fs::write(next_path(&f.cert), "new cert").unwrap();
+        recover(&f).unwrap();
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), "new cert");
+        assert_eq!(std::fs::read_to_string(&f.key).unwrap(), "new key");
+    }
+
+    fn request_from(subject: Option<Subject>, pem: &str) -> Request<RenewRequest> {
+        let mut req = Request::new(RenewRequest {
+            public_key_pem: pem.to_owned(),
+        });
+        if let Some(subject) = subject {
+            req.extensions_mut().insert(PeerIdentity {
+                subject,
+                serial: "01".into(),
+                not_after: 0,
+            });
+        }
+        req
+    }
+
+    fn site(code: &str) -> Subject {
+        Subject::Site(SiteCode::parse(code).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_child_gets_a_certificate_for_its_own_site_and_new_key_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let aceh = SiteCode::parse("11").unwrap();
+        Ca::init(dir.path(), &aceh).unwrap();
+        let service = CertificatesService::new(dir.path().to_owned(), aceh);
+        let key = KeyPair::generate().unwrap();
+        let pem = key.public_key_pem();
+
+        let renewed = service
+            .renew(request_from(Some(site("11.13")), &pem))
+            .await
+            .unwrap()
+            .into_inner();
+        let der = first_cert_der(&renewed.certificate_pem, Path::new("reply")).unwrap();
+        let peer = PeerIdentity::from_der(&der).unwrap();
+        assert_eq!(peer.subject, site("11.13"));
+        assert_eq!(peer.serial, renewed.serial);
+        let (_, parsed) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(
+            parsed.public_key().raw,
+            key.subject_public_key_info().as_slice()
+        );
+        let issued = Ca::open(dir.path()).unwrap().issued().unwrap();
+        assert!(
+            issued
+                .iter()
+                .any(|r| r.serial == renewed.serial && r.subject == "11.13")
+        );
+
+        let refused = |req| async { service.renew(req).await.unwrap_err().code() };
+        assert_eq!(
+            refused(request_from(Some(site("12.01")), &pem)).await,
+            tonic::Code::PermissionDenied,
+            "another province's district"
+        );
+        let operator = Subject::Operator {
+            name: "admin".into(),
+            role: crate::rpc::caller::CallerRole::IdentityReader,
+        };
+        assert_eq!(
+            refused(request_from(Some(operator), &pem)).await,
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            refused(request_from(None, &pem)).await,
+            tonic::Code::FailedPrecondition,
+            "no certificate on the connection"
+        );
+        assert_eq!(
+            refused(request_from(Some(site("11.13")), "not a key")).await,
+            tonic::Code::InvalidArgument
+        );
+        assert_eq!(
+            refused(request_from(
+                Some(site("11.13")),
+                &"x".repeat(MAX_PUBLIC_KEY_PEM + 1)
+            ))
+            .await,
+            tonic::Code::InvalidArgument
+        );
+    }
+
+    #[test]
+    fn recover_discards_a_half_staged_switch_and_keeps_the_old_pair() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        std::fs::write(&f.cert, "old cert").unwrap();
+        std::fs::write(&f.key, "old key").unwrap();
+        std::fs::write(next_path(&f.key), "new key").unwrap();
+        std::fs::write(tmp_path(&f.cert), "new ce").unwrap();
+        recover(&f).unwrap();
+        assert_eq!(std::fs::read_to_string(&f.cert).unwrap(), "old cert");
+        assert_eq!(std::fs::read_to_string(&f.key).unwrap(), "old key");
+        assert!(!next_path(&f.key).exists() && !tmp_path(&f.cert).exists());
+    }
+}
