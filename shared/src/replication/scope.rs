@@ -4,9 +4,13 @@
 //! - A district node sends events of its own district written at itself.
 //! - A province hub sends events of its province's districts, written at
 //!   itself or at one of its districts.
+//! - An event's `district` is what its sender says: for a complaint the
+//!   parent already holds, it must be the district the complaint was
+//!   created in ([`check_complaint_district`]), or a node could comment on
+//!   another district's complaint by naming its own district.
 //! - Nobody sends to a site that is not its parent in the tree.
 
-use crate::domain::{Event, SiteCode, SiteRole};
+use crate::domain::{ComplaintId, Event, SiteCode, SiteRole};
 
 /// Why an event or a child was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,6 +21,12 @@ pub enum ScopeError {
     District { child: SiteCode, district: SiteCode },
     #[error("event written at {origin} may not be sent by {child}")]
     Origin { child: SiteCode, origin: SiteCode },
+    #[error("complaint {complaint} is of district {actual}, not {claimed}")]
+    ComplaintDistrict {
+        complaint: ComplaintId,
+        actual: SiteCode,
+        claimed: SiteCode,
+    },
 }
 
 /// The site a site pushes to: a district its province, a province national,
@@ -63,6 +73,20 @@ pub fn check_event(child: &SiteCode, event: &Event) -> Result<(), ScopeError> {
         });
     }
     Ok(())
+}
+
+/// Whether `event` names the district its complaint was created in;
+/// `known` is that district when the parent holds the complaint (`None`:
+/// not yet, and [`check_event`] alone decides).
+pub fn check_complaint_district(event: &Event, known: Option<&SiteCode>) -> Result<(), ScopeError> {
+    match known {
+        Some(actual) if *actual != event.district => Err(ScopeError::ComplaintDistrict {
+            complaint: event.complaint_id,
+            actual: actual.clone(),
+            claimed: event.district.clone(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -125,6 +149,21 @@ mod tests {
             check_event(&s("11.13"), &event("11", "11.13")),
             Err(ScopeError::Origin { .. })
         ));
+    }
+
+    #[test]
+    fn an_event_must_name_the_district_its_complaint_was_created_in() {
+        let forged = event("11.13", "11.13");
+        assert!(
+            check_event(&s("11.13"), &forged).is_ok(),
+            "the fields alone pass"
+        );
+        assert!(matches!(
+            check_complaint_district(&forged, Some(&s("11.71"))),
+            Err(ScopeError::ComplaintDistrict { .. })
+        ));
+        assert!(check_complaint_district(&forged, Some(&s("11.13"))).is_ok());
+        assert!(check_complaint_district(&forged, None).is_ok());
     }
 
     #[test]

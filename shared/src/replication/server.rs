@@ -377,6 +377,7 @@ impl Replication for ReplicationService {
         let (ack_tx, ack_rx) = mpsc::channel(64);
         let (work_tx, work_rx) = mpsc::channel(4);
         let reader = PushReader {
+            store: self.store.clone(),
             child: child.clone(),
             limits: self.limits.clone(),
             expected: cursor,
@@ -428,6 +429,8 @@ enum Work {
 }
 
 struct PushReader {
+    /// Read only: which district the complaints of a batch belong to.
+    store: Store,
     child: SiteCode,
     limits: ServerLimits,
     /// The child's seq that the next batch must start at or before.
@@ -449,7 +452,10 @@ impl PushReader {
             let work = match msg {
                 Ok(Some(PushMessage {
                     kind: Some(push_message::Kind::Batch(batch)),
-                })) => self.prepare(batch),
+                })) => {
+                    let work = self.prepare(batch);
+                    self.check_complaint_districts(work).await
+                }
                 Ok(Some(_)) => {
                     Work::Fail(Status::invalid_argument("only batches may follow PushOpen"))
                 }
@@ -564,6 +570,62 @@ impl PushReader {
     }
 }
 
+impl PushReader {
+    /// Quarantines the events of a prepared batch that name another district
+    /// than the one their complaint was created in (`PERMISSION_DENIED`).
+    async fn check_complaint_districts(&self, work: Work) -> Work {
+        let Work::Apply {
+            batch_no,
+            mut incoming,
+            mut rejections,
+        } = work
+        else {
+            return work;
+        };
+        let ids = incoming.events.iter().map(|e| e.complaint_id).collect();
+        let known = match self.store.complaint_districts(ids).await {
+            Ok(known) => known,
+            Err(e) => return Work::Fail(store_status(e)),
+        };
+        let aligned = incoming.source_seqs.len() == incoming.events.len();
+        let mut events = Vec::with_capacity(incoming.events.len());
+        let mut source_seqs = Vec::with_capacity(incoming.source_seqs.len());
+        for (i, event) in std::mem::take(&mut incoming.events).into_iter().enumerate() {
+            match scope::check_complaint_district(&event, known.get(&event.complaint_id)) {
+                Ok(()) => {
+                    if aligned {
+                        source_seqs.push(incoming.source_seqs[i]);
+                    }
+                    events.push(event);
+                }
+                Err(e) => {
+                    let reason = e.to_string();
+                    tracing::warn!(child = %self.child, event_id = %event.id, %reason, "quarantined a pushed record");
+                    rejections.push(v1::RecordRejection {
+                        event_id: event.id.to_string(),
+                        code: tonic::Code::PermissionDenied as i32,
+                        reason: reason.clone(),
+                    });
+                    incoming.quarantine.push(QuarantineRecord {
+                        event_id: Some(event.id.to_string()),
+                        payload: convert::event_to_proto(&event).encode_to_vec(),
+                        reason,
+                    });
+                }
+            }
+        }
+        incoming.events = events;
+        if aligned {
+            incoming.source_seqs = source_seqs;
+        }
+        Work::Apply {
+            batch_no,
+            incoming,
+            rejections,
+        }
+    }
+}
+
 /// Commits prepared batches in order and acks each after its commit.
 async fn apply_batches(
     store: Store,
@@ -637,6 +699,15 @@ pub async fn replay_quarantine(
                 from.as_ref()
                     .is_some_and(|f| scope::check_event(f, e).is_ok())
             });
+        let event = match event {
+            Some(event) => {
+                let known = store.complaint_districts(vec![event.complaint_id]).await?;
+                scope::check_complaint_district(&event, known.get(&event.complaint_id))
+                    .is_ok()
+                    .then_some(event)
+            }
+            None => None,
+        };
         match (event, from) {
             (Some(event), Some(from)) => {
                 store

@@ -33,6 +33,7 @@
 mod audit;
 mod connection;
 mod custody;
+mod districts;
 mod error;
 mod identity;
 mod migrations;
