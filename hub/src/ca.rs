@@ -47,6 +47,55 @@ pub async fn ca(config_path: &Path, args: CaArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Lifetime of the hub's own server certificate when `run` re-issues it.
+const SERVER_VALIDITY_DAYS: u32 = 365;
+
+/// Re-issues the hub's own server certificate from its CA when it is in
+/// the last third of its life (or expired), before the hub serves with it:
+/// a hub that holds its CA never presents its children an expired server
+/// certificate after a restart. Returns the new expiry when it re-issued.
+/// Does nothing for a hub without a CA, or whose `[tls]` names another
+/// certificate (installed by hand).
+///
+/// # Errors
+/// The CA or the certificate could not be read, or the new one written.
+pub fn refresh_server_cert(config: &HubConfig) -> anyhow::Result<Option<i64>> {
+    let Some(tls) = &config.tls else {
+        return Ok(None);
+    };
+    let dir = ca_dir(config);
+    let (cert_path, key_path) = (dir.join(SERVER_CERT_FILE), dir.join(SERVER_KEY_FILE));
+    if tls.cert != cert_path || !dir.join(lapor_shared::tls::ca::CA_KEY_FILE).exists() {
+        return Ok(None);
+    }
+    let pem = std::fs::read_to_string(&cert_path)
+        .with_context(|| format!("read {}", cert_path.display()))?;
+    let (not_before, not_after) = lapor_shared::tls::renew::validity(&pem, &cert_path)?;
+    if !lapor_shared::tls::renew::due(not_before, not_after, chrono::Utc::now().timestamp()) {
+        return Ok(None);
+    }
+    let ca = Ca::open(&dir)?;
+    let server = ca.issue(
+        &Subject::Site(config.site_code()?),
+        days(SERVER_VALIDITY_DAYS),
+        None,
+    )?;
+    let key = server
+        .key_pem
+        .as_ref()
+        .context("a new server certificate came without its key")?;
+    lapor_shared::tls::renew::install(
+        &lapor_shared::site::config::TlsFiles {
+            ca: tls.ca.clone(),
+            cert: cert_path,
+            key: key_path,
+        },
+        &server.cert_pem,
+        key,
+    )?;
+    Ok(Some(server.not_after))
+}
+
 fn days(n: u32) -> Duration {
     Duration::from_secs(u64::from(n) * 24 * 3600)
 }

@@ -159,8 +159,9 @@ pub enum CaCommand {
     /// Create the CA in `<data dir>/ca/` and the hub's own server
     /// certificate, and add `[tls]` to the config.
     Init {
-        /// Lifetime of the hub's server certificate, in days.
-        #[arg(long, default_value_t = 30)]
+        /// Lifetime of the hub's server certificate, in days (`run`
+        /// re-issues it from the CA in its last third).
+        #[arg(long, default_value_t = 365)]
         days: u32,
     },
     /// Write a bundle (CA certificate, certificate, key, config) for a

@@ -48,6 +48,12 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
         check_plain_listen(config.server.listen)?;
     }
     telemetry::init(config.log.format, "info").context("initialise logging")?;
+    if let Some(not_after) = crate::ca::refresh_server_cert(&config)? {
+        tracing::info!(
+            not_after,
+            "re-issued this hub's server certificate from its CA (the old one was near expiry)"
+        );
+    }
     let listener = TcpListener::bind(config.server.listen)
         .await
         .with_context(|| format!("bind {}", config.server.listen))?;

@@ -316,3 +316,29 @@ async fn a_node_renews_its_certificate_over_the_link_before_it_expires() {
     .unwrap();
     assert_eq!(cert_of(&bundle).0, serial, "not renewed again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_reissues_its_own_expiring_server_certificate_when_it_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = init_hub(dir.path(), "province", "11").await.unwrap();
+    // A server certificate with no life left.
+    run_command(Binary::Hub, &config, &["ca", "init", "--days", "0"])
+        .await
+        .unwrap();
+    let ca_dir = dir.path().join("hub-11/ca");
+    let server_cert = |dir: &Path| {
+        let pem = std::fs::read_to_string(dir.join("server.pem")).unwrap();
+        let der = lapor_shared::tls::link::first_cert_der(&pem, &dir.join("server.pem")).unwrap();
+        lapor_shared::tls::peer::PeerIdentity::from_der(&der)
+            .unwrap()
+            .not_after
+    };
+    assert!(server_cert(&ca_dir) <= now_unix());
+    let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
+    assert!(server_cert(&ca_dir) > now_unix() + 300 * 24 * 3600);
+    // Children verify the new one.
+    let good = issue(&config, DISTRICT, &dir.path().join("good"), &[]).await;
+    hello(&hub, &ca_dir.join("ca.pem"), Some(&good), DISTRICT)
+        .await
+        .expect("served with the re-issued certificate");
+}

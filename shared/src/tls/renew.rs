@@ -79,7 +79,7 @@ pub struct Renewed {
 }
 
 /// `(not_before, not_after)` of the first certificate in `pem`.
-fn validity(pem: &str, path: &Path) -> Result<(i64, i64), RenewError> {
+pub fn validity(pem: &str, path: &Path) -> Result<(i64, i64), RenewError> {
     let der = first_cert_der(pem, path).map_err(|_| RenewError::Cert {
         path: path.to_owned(),
     })?;
