@@ -300,9 +300,11 @@ fn scope_follows_the_tier() {
 fn only_lost_or_diverged_findings_are_judged_again_after_waiting() {
     let mut f = Findings::default();
     assert!(!f.only_unsettled(), "a clean check needs no second look");
-    f.diverged.push("complaint x: 5 events at 11, 4 at national".into());
+    f.diverged
+        .push("complaint x: 5 events at 11, 4 at national".into());
     f.lost.push("complaint y acknowledged at 11.13".into());
     assert!(f.only_unsettled());
-    f.duplicated.push("11: event z is 2 times in the log".into());
+    f.duplicated
+        .push("11: event z is 2 times in the log".into());
     assert!(!f.only_unsettled(), "a duplicate never settles");
 }
