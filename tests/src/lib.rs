@@ -12,6 +12,8 @@
 //! - [`local`]: the demo federation (national, Aceh, three districts) set
 //!   up with the operator commands, mutual TLS by default;
 //!   [`capture`]: a loopback proxy recording what crosses a link.
+//! - [`raw`]: a raw Replication client speaking Hello and Push with a
+//!   site's bundle, for the trust tests.
 //! - `src/bin/`: the demo and the benchmarks.
 //!
 //! Processes announce readiness with one stdout line, `listening on ADDR`,
@@ -21,6 +23,7 @@
 
 pub mod capture;
 pub mod local;
+pub mod raw;
 pub mod sample;
 pub mod site;
 

@@ -15,20 +15,17 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use lapor_shared::proto::v1;
-use lapor_shared::proto::v1::replication_client::ReplicationClient;
-use lapor_shared::replication::{PROTOCOL_VERSION, codec};
+use lapor_tests::raw::{comment, connect, hello, push};
 use lapor_tests::site::{SiteProcess, hub_child, init_hub, reserve_port, run_command, status_json};
 use lapor_tests::{Binary, wait_until};
-use prost::Message as _;
 use tonic::Code;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 /// Gayo Lues: the district whose node is compromised.
 const GAYO_LUES: &str = "11.13";
 /// Banda Aceh: the district whose complaint it goes after.
 const BANDA_ACEH: &str = "11.71";
-/// The name the province hub's server certificate carries.
-const PROVINCE_DNS: &str = "site-11.lapor.internal";
+/// Their province, Aceh.
+const ACEH: &str = "11";
 
 /// `lapor-hub ca issue --site SITE --out DIR [extra...]`; returns DIR.
 async fn issue(config: &Path, site: &str, out: &Path, extra: &[&str]) -> PathBuf {
@@ -37,109 +34,6 @@ async fn issue(config: &Path, site: &str, out: &Path, extra: &[&str]) -> PathBuf
     args.extend_from_slice(extra);
     run_command(Binary::Hub, config, &args).await.unwrap();
     out.to_owned()
-}
-
-/// A Replication client presenting the certificate in `bundle`.
-async fn raw_client(hub: &SiteProcess, bundle: &Path) -> ReplicationClient<Channel> {
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(
-            std::fs::read(bundle.join("ca.pem")).unwrap(),
-        ))
-        .identity(Identity::from_pem(
-            std::fs::read(bundle.join("cert.pem")).unwrap(),
-            std::fs::read(bundle.join("cert.key")).unwrap(),
-        ))
-        .domain_name(PROVINCE_DNS);
-    let channel = Endpoint::from_shared(format!("https://{}", hub.addr()))
-        .unwrap()
-        .tls_config(tls)
-        .unwrap()
-        .connect_timeout(Duration::from_secs(5))
-        .connect()
-        .await
-        .unwrap();
-    ReplicationClient::new(channel)
-}
-
-async fn hello(
-    client: &mut ReplicationClient<Channel>,
-    site: &str,
-) -> Result<v1::HelloResponse, tonic::Status> {
-    client
-        .hello(v1::HelloRequest {
-            protocol_version: PROTOCOL_VERSION,
-            site: site.to_owned(),
-            role: v1::SiteRole::Node as i32,
-            compressions: vec![v1::Compression::None as i32],
-            wall_clock_ms: chrono_now_ms(),
-            head_seq: 0,
-            software: "authorization test".to_owned(),
-        })
-        .await
-        .map(tonic::Response::into_inner)
-}
-
-/// Pushes `events` as one uncompressed batch after `after` on `session_id`
-/// and returns the parent's ack.
-async fn push(
-    client: &mut ReplicationClient<Channel>,
-    session_id: &str,
-    after: u64,
-    events: &[v1::Event],
-) -> Result<v1::PushAck, tonic::Status> {
-    let encoded: Vec<Vec<u8>> = events.iter().map(|e| e.encode_to_vec()).collect();
-    let raw = codec::frame_events(encoded.iter().map(Vec::as_slice));
-    let payload = codec::compress(v1::Compression::None, &raw).unwrap();
-    let n = events.len() as u64;
-    let messages = vec![
-        v1::PushMessage {
-            kind: Some(v1::push_message::Kind::Open(v1::PushOpen {
-                session_id: session_id.to_owned(),
-            })),
-        },
-        v1::PushMessage {
-            kind: Some(v1::push_message::Kind::Batch(v1::PushBatch {
-                batch_no: 1,
-                after_seq: after,
-                through_seq: after + n,
-                compression: v1::Compression::None as i32,
-                payload,
-                event_count: n as u32,
-                seqs: (after + 1..=after + n).collect(),
-            })),
-        },
-    ];
-    let mut acks = client
-        .push(tokio_stream::iter(messages))
-        .await?
-        .into_inner();
-    acks.message()
-        .await?
-        .ok_or_else(|| tonic::Status::aborted("the push stream ended without an ack"))
-}
-
-fn chrono_now_ms() -> i64 {
-    let since = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
-    i64::try_from(since.as_millis()).unwrap()
-}
-
-/// A comment event on `complaint_id`, written at `origin`, naming `district`.
-fn comment(complaint_id: &str, origin: &str, district: &str, n: u64) -> v1::Event {
-    v1::Event {
-        event_id: uuid::Uuid::now_v7().to_string(),
-        complaint_id: complaint_id.to_owned(),
-        origin_site: origin.to_owned(),
-        hlc: ((chrono_now_ms() as u64) << 16) | n,
-        actor: "petugas.gayo".to_owned(),
-        district_code: district.to_owned(),
-        body: Some(v1::EventBody {
-            kind: Some(v1::event_body::Kind::Commented(v1::Commented {
-                body: format!("komentar {n}"),
-            })),
-        }),
-    }
 }
 
 /// What the hub holds: (events, complaints, quarantined, audit rows).
@@ -178,7 +72,7 @@ async fn quarantined_from(config: &Path, site: &str) -> Vec<(String, String)> {
 async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_speak_as_another_site()
  {
     let dir = tempfile::tempdir().unwrap();
-    let config = init_hub(dir.path(), "province", "11").await.unwrap();
+    let config = init_hub(dir.path(), "province", ACEH).await.unwrap();
     run_command(Binary::Hub, &config, &["ca", "init"])
         .await
         .unwrap();
@@ -217,7 +111,7 @@ async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_sp
 
     // Gayo Lues's genuine bundle, in the hands of a raw client.
     let gayo = issue(&config, GAYO_LUES, &dir.path().join("gayo-lues"), &[]).await;
-    let mut attacker = raw_client(&hub, &gayo).await;
+    let mut attacker = connect(&hub, ACEH, &gayo).await.unwrap();
     let session = hello(&mut attacker, GAYO_LUES).await.unwrap();
     let before = holdings(&config).await;
 
@@ -228,7 +122,7 @@ async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_sp
     let lied_district = comment(&complaint_id, GAYO_LUES, GAYO_LUES, 2);
     let own_complaint = uuid::Uuid::now_v7().to_string();
     let other_origin = comment(&own_complaint, "11.14", GAYO_LUES, 3);
-    let province_origin = comment(&own_complaint, "11", GAYO_LUES, 4);
+    let province_origin = comment(&own_complaint, ACEH, GAYO_LUES, 4);
     let honest = comment(&own_complaint, GAYO_LUES, GAYO_LUES, 5);
     let forged = [
         &foreign_district,
@@ -307,7 +201,7 @@ async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_sp
     );
 
     // (d) Banda Aceh's session id, used with Gayo Lues's certificate.
-    let mut banda_aceh_client = raw_client(&hub, &banda_aceh).await;
+    let mut banda_aceh_client = connect(&hub, ACEH, &banda_aceh).await.unwrap();
     let their_session = hello(&mut banda_aceh_client, BANDA_ACEH).await.unwrap();
     let borrowed = comment(&complaint_id, BANDA_ACEH, BANDA_ACEH, 6);
     let status = push(
