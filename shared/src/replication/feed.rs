@@ -73,11 +73,15 @@ impl PullFeed {
             } else {
                 None
             };
-            let (through, events) = run.map_or((self.after, Vec::new()), |r| (r.through, r.events));
-            // A full batch may have left more behind: read again before
-            // waiting. An empty run means the child is up to date.
-            events_due = through > self.after;
-            if !events_due && receipt.is_none() {
+            // A run cut short by the batch limits left more behind: read
+            // again before waiting. A complete run brought the child up to
+            // its snapshot, and anything committed since has signalled
+            // `news` (which was marked seen before the read).
+            let (through, events, complete) = run.map_or((self.after, Vec::new(), true), |r| {
+                (r.through, r.events, r.complete)
+            });
+            events_due = !complete;
+            if through == self.after && receipt.is_none() {
                 tokio::select! {
                     _ = token.cancelled() => return,
                     _ = tx.closed() => return,

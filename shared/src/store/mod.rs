@@ -241,6 +241,9 @@ pub struct ApplyOutcome {
 pub struct EventRun {
     pub through: Seq,
     pub events: Vec<(Seq, Vec<u8>)>,
+    /// The run reached the end of the log as of its snapshot; `false` when
+    /// it stopped at `max_events` or `max_bytes` with more left to read.
+    pub complete: bool,
 }
 
 /// Which events a replication reader wants.

@@ -316,6 +316,7 @@ pub(super) fn event_run(
     let mut run = EventRun {
         through: req.after,
         events: Vec::new(),
+        complete: true,
     };
     let mut bytes = 0usize;
     let exclude = req.exclude_from.as_ref().map(SiteCode::as_str);
@@ -339,6 +340,7 @@ pub(super) fn event_run(
         if !run.events.is_empty()
             && (run.events.len() >= req.max_events || bytes + payload.len() > req.max_bytes)
         {
+            run.complete = false;
             break;
         }
         bytes += payload.len();

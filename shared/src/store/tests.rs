@@ -279,9 +279,21 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
         max_events: 10,
         max_bytes: 1 << 20,
     };
-    let run = store.event_run(req).await.unwrap();
+    let run = store.event_run(req.clone()).await.unwrap();
     assert_eq!(run.events.len(), 1);
     assert_eq!(run.through, Seq(2));
+    assert!(run.complete);
+    // Cut short by the batch limit: the caller must read again.
+    let first = store
+        .event_run(RunRequest {
+            exclude_from: None,
+            max_events: 1,
+            ..req
+        })
+        .await
+        .unwrap();
+    assert_eq!((first.events.len(), first.through), (1, Seq(1)));
+    assert!(!first.complete);
     let (queued, _) = store.backlog(Seq(0), Some(site("00"))).await.unwrap();
     assert_eq!(queued, 1);
 }
