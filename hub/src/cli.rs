@@ -80,6 +80,11 @@ pub struct RunArgs {
     /// the readiness line on stdout tells which).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Serve plain text when the config has no [tls], and allow a
+    /// plain-text parent link (loopback only): tests and the demo. A hub
+    /// serves mutual TLS after `lapor-hub ca init`.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]

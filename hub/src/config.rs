@@ -47,7 +47,7 @@ pub struct HubConfig {
     #[serde(default)]
     pub deadlines: DeadlinePolicy,
     /// Mutual TLS for children (`lapor-hub ca init` writes it); absent,
-    /// the hub serves plain text on loopback only.
+    /// the hub serves only with `run --insecure`, plain text on loopback.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<TlsSection>,
     /// Per-child rate limit and request timeout.

@@ -19,7 +19,7 @@ use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_me
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::rpc::intake::IntakeService;
 use lapor_shared::shutdown;
-use lapor_shared::site::config::{TlsSection, check_plain_listen};
+use lapor_shared::site::config::{TlsSection, check_plain_listen, require_insecure_flag};
 use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
@@ -44,6 +44,11 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
+    require_insecure_flag(
+        config.upstream.as_ref(),
+        config.tls.is_none(),
+        args.insecure,
+    )?;
     if config.tls.is_none() {
         check_plain_listen(config.server.listen)?;
     }

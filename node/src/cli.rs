@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// the readiness line on stdout tells which).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// Allow a plain-text link to the parent (an http:// upstream, loopback
+    /// only): tests and the demo. A district uses the bundle from
+    /// `lapor-hub ca issue`.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Args)]
@@ -238,7 +243,10 @@ mod tests {
         .unwrap();
         assert!(matches!(
             cli.command,
-            Some(Command::Run(RunArgs { listen: Some(_) }))
+            Some(Command::Run(RunArgs {
+                listen: Some(_),
+                ..
+            }))
         ));
     }
 }

@@ -13,7 +13,7 @@ use lapor_shared::proto::v1::intake_server::IntakeServer;
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::rpc::complaints::ComplaintsService;
 use lapor_shared::shutdown;
-use lapor_shared::site::config::check_plain_listen;
+use lapor_shared::site::config::{check_plain_listen, require_insecure_flag};
 use lapor_shared::site::serve::SiteServer;
 use lapor_shared::store::Store;
 use lapor_shared::telemetry;
@@ -40,6 +40,7 @@ pub async fn run_from_cli(config_path: &Path, args: RunArgs) -> anyhow::Result<E
     // The node's listener serves local staff only (intake, reads); it
     // has no certificate of its own, so it stays on loopback.
     check_plain_listen(config.server.listen)?;
+    require_insecure_flag(config.upstream.as_ref(), false, args.insecure)?;
     telemetry::init(config.log.format, "info").context("initialise logging")?;
     let listener = TcpListener::bind(config.server.listen)
         .await

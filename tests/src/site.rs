@@ -95,10 +95,13 @@ impl SiteProcess {
             .append(true)
             .open(&log)
             .with_context(|| format!("open log {}", log.display()))?;
+        let text = std::fs::read_to_string(config)
+            .with_context(|| format!("read {}", config.display()))?;
         let mut child = Command::new(binary(which)?)
             .arg("--config")
             .arg(config)
             .args(["run", "--listen", &listen.to_string()])
+            .args(needs_insecure(which, &text).then_some("--insecure"))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -256,6 +259,16 @@ impl SiteProcess {
     pub fn log_tail(&self) -> String {
         tail(&self.log)
     }
+}
+
+/// Whether the site configured by `config_text` runs a plain-text link
+/// (a hub without `[tls]`, or an `http://` parent), which `run` allows only
+/// with `--insecure`. A site set up with certificates is started without
+/// it, so it must do without plain text.
+fn needs_insecure(which: Binary, config_text: &str) -> bool {
+    let plain_server = which == Binary::Hub && !config_text.contains("\n[tls]");
+    let plain_upstream = config_text.contains("url = \"http://");
+    plain_server || plain_upstream
 }
 
 async fn read_ready_line(stdout: &mut BufReader<ChildStdout>) -> anyhow::Result<SocketAddr> {

@@ -215,3 +215,40 @@ async fn init_refuses_to_overwrite_a_config_without_force() {
         "a refused init left a config behind"
     );
 }
+
+#[tokio::test]
+async fn plain_text_runs_only_when_asked_for_with_insecure() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = init_hub(dir.path(), "province", "11").await.unwrap();
+    let node =
+        lapor_tests::site::init_node_with_upstream(dir.path(), "11.13", Some("http://127.0.0.1:9"))
+            .await
+            .unwrap();
+    for (which, config, fix) in [
+        (Binary::Hub, &hub, "lapor-hub ca init"),
+        (Binary::Node, &node, "lapor-hub ca issue"),
+    ] {
+        let out = tokio::process::Command::new(lapor_tests::binary(which).unwrap())
+            .arg("--config")
+            .arg(config)
+            .args(["run", "--listen", "127.0.0.1:0"])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "{} ran plain text unasked",
+            which.name()
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("--insecure") && stderr.contains(fix),
+            "{stderr}"
+        );
+    }
+    // With the flag, the same configs serve (on loopback only).
+    let hub = SiteProcess::start(Binary::Hub, &hub).await.unwrap();
+    let node = SiteProcess::start(Binary::Node, &node).await.unwrap();
+    hub.sigterm().await.unwrap();
+    node.sigterm().await.unwrap();
+}

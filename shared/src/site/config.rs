@@ -271,6 +271,39 @@ pub enum SectionError {
         "{key} = {value:?} is not loopback: plain text is allowed only on loopback; configure TLS (see docs/security.md)"
     )]
     PlainNotLoopback { key: &'static str, value: String },
+    /// Plain text without the operator asking for it.
+    #[error(
+        "{what} is plain text: {fix}, or pass --insecure to allow plain text on loopback (tests and the demo only)"
+    )]
+    InsecureNotRequested { what: String, fix: &'static str },
+}
+
+/// Plain text only when `run --insecure` asked for it: a parent link
+/// without a TLS bundle (`upstream`) and, for a hub, serving without
+/// `[tls]` (`serves_plain`). Loopback-only is checked separately.
+pub fn require_insecure_flag(
+    upstream: Option<&UpstreamSection>,
+    serves_plain: bool,
+    insecure: bool,
+) -> Result<(), SectionError> {
+    if insecure {
+        return Ok(());
+    }
+    if serves_plain {
+        return Err(SectionError::InsecureNotRequested {
+            what: "this hub has no [tls] section, so it".into(),
+            fix: "run `lapor-hub ca init` to create its CA and serve mutual TLS",
+        });
+    }
+    if let Some(up) = upstream
+        && up.tls()?.is_none()
+    {
+        return Err(SectionError::InsecureNotRequested {
+            what: format!("upstream.url = {:?}", up.url),
+            fix: "install the bundle from `lapor-hub ca issue` (https with ca, cert and key)",
+        });
+    }
+    Ok(())
 }
 
 /// Accepts `http://host[:port][/]` and `https://...`; the replication client
