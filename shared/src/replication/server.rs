@@ -155,7 +155,8 @@ impl ReplicationService {
                 };
                 if claimed != cert_site.as_str() {
                     return Err(Status::permission_denied(format!(
-                        "the client certificate names site {cert_site} but Hello says {claimed:?}: a site speaks only as itself"
+                        "the client certificate names site {cert_site} but Hello says {:?}: a site speaks only as itself",
+                        shown(claimed)
                     )));
                 }
                 cert_site.clone()
@@ -218,17 +219,23 @@ impl ReplicationService {
             }
             _ => format!("peer:{from}"),
         };
-        tracing::warn!(%actor, claimed, call, why, "refused a peer");
+        tracing::warn!(%actor, claimed = %shown(claimed), call, why, "refused a peer");
         let entry = AuditEntry {
             actor,
             action: AuditAction::RefusedWrite,
-            subject: claimed.chars().take(64).collect(),
+            subject: shown(claimed),
             detail: format!("{call} refused: {why}"),
         };
         if let Err(e) = self.store.audit(vec![entry]).await {
             tracing::error!(error = %e, "could not audit a refused peer");
         }
     }
+}
+
+/// A peer's claim as quoted in statuses, logs and audit rows: bounded, so
+/// a Hello with a megabyte-long site cannot fill the audit log.
+fn shown(claimed: &str) -> String {
+    claimed.chars().take(32).collect()
 }
 
 fn unauthenticated() -> Status {
@@ -251,7 +258,7 @@ type PullStream = Pin<Box<dyn Stream<Item = Result<PullBatch, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl Replication for ReplicationService {
-    #[tracing::instrument(skip_all, fields(claimed = %req.get_ref().site))]
+    #[tracing::instrument(skip_all, fields(claimed = %shown(&req.get_ref().site)))]
     async fn hello(&self, req: Request<HelloRequest>) -> Result<Response<HelloResponse>, Status> {
         let remote = req.remote_addr();
         let auth = peer_auth(req.extensions());
@@ -816,6 +823,18 @@ mod tests {
             .hello(site_cert("11.13", hello_from("11.13")))
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_huge_claimed_site_is_quoted_bounded() {
+        let (_dir, store, service) = hub(ServerLimits::default());
+        let status = service
+            .hello(site_cert("11.13", hello_from(&"1".repeat(1 << 20))))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert!(status.message().len() < 256, "{}", status.message().len());
+        assert_eq!(audit_rows(&store).await, 1);
     }
 
     #[tokio::test]
