@@ -249,8 +249,9 @@ async fn a_node_renews_its_certificate_over_the_link_before_it_expires() {
     let dir = tempfile::tempdir().unwrap();
     let (config, hub) = tls_province(dir.path()).await;
     let url = format!("https://{}", hub.addr());
-    // Five minutes left of a fifteen-minute life: in its last third.
-    let soon = (now_unix() + 300).to_string();
+    // Two minutes left of a twelve-minute life (certificates start ten
+    // minutes back): well inside its last third.
+    let soon = (now_unix() + 120).to_string();
     let bundle = issue(
         &config,
         DISTRICT,

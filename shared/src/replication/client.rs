@@ -226,9 +226,64 @@ pub fn spawn_push_loop(
     tracker: &tokio_util::task::TaskTracker,
     token: CancellationToken,
 ) -> watch::Receiver<LinkStatus> {
+    if config.tls.is_some() {
+        tracker.spawn(renewal_loop(
+            config.clone(),
+            store.site().clone(),
+            token.clone(),
+        ));
+    }
     let (status, fut) = push_loop(store, config, token);
     tracker.spawn(fut);
     status
+}
+
+/// How often a running site looks at its certificate's expiry.
+const RENEWAL_CHECK: Duration = Duration::from_secs(3600);
+
+/// Renews the certificate while the site runs: a session can last for
+/// weeks, and the check at session start alone would let the certificate
+/// expire under it. Dials the parent (with the current certificate) only
+/// when renewal is due; failures are logged and retried at the next check.
+async fn renewal_loop(config: UpstreamConfig, site: SiteCode, token: CancellationToken) {
+    let Some(files) = config.tls.clone() else {
+        return;
+    };
+    // The session-start check covers startup; this one the long sessions.
+    let mut tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + RENEWAL_CHECK, RENEWAL_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let now = chrono::Utc::now().timestamp();
+        let due = std::fs::read_to_string(&files.cert)
+            .ok()
+            .and_then(|pem| crate::tls::renew::validity(&pem, &files.cert).ok())
+            .is_some_and(|(not_before, not_after)| {
+                crate::tls::renew::due(not_before, not_after, now)
+            });
+        if !due {
+            continue;
+        }
+        let renewed = match opening("connect", connect(&config, &site)).await {
+            Ok(channel) => crate::tls::renew::renew_if_due(channel, &files, now)
+                .await
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(error_chain(&e)),
+        };
+        match renewed {
+            Ok(Some(r)) => {
+                tracing::info!(serial = %r.serial, not_after = r.not_after, "certificate renewed over the link")
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate renewal failed; retried at the next check")
+            }
+        }
+    }
 }
 
 /// The error and its sources, as one line for status and logs.

@@ -205,6 +205,10 @@ pub async fn renew_if_due(
     files: &TlsFiles,
     now: i64,
 ) -> Result<Option<Renewed>, RenewError> {
+    // One renewal at a time in this process (the session start and the
+    // hourly check may meet); the second then finds the new certificate.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let cert_pem = std::fs::read_to_string(&files.cert).map_err(|source| RenewError::Read {
         path: files.cert.clone(),
         source,
