@@ -74,14 +74,11 @@ impl Hub {
         let site = config.site_code()?;
         let lock = lock_store(&config.store.path, "lapor-hub")?;
         let store = open_store(&config).await?;
-        let upstream = match &config.upstream {
-            Some(section) => {
-                let mut upstream = UpstreamConfig::new(section.url.clone());
-                upstream.tls = section.tls()?;
-                Some(upstream)
-            }
-            None => None,
-        };
+        let upstream = config
+            .upstream
+            .as_ref()
+            .map(UpstreamConfig::from_section)
+            .transpose()?;
         let deadlines = config.deadlines.clone();
         let ca_dir = ca::ca_dir(&config);
         Ok(Hub {

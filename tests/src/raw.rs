@@ -11,14 +11,9 @@ use lapor_shared::proto::v1;
 use lapor_shared::proto::v1::replication_client::ReplicationClient;
 use lapor_shared::replication::{PROTOCOL_VERSION, codec};
 use prost::Message as _;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::transport::{Channel, Endpoint};
 
-use crate::site::SiteProcess;
-
-/// The name a province hub's server certificate carries for `province`.
-pub fn hub_dns_name(province: &str) -> String {
-    format!("site-{}.lapor.internal", province.replace('.', "-"))
-}
+use crate::site::{SiteProcess, bundle_tls};
 
 /// Connects to `hub` (province `province`) over mutual TLS, presenting the
 /// certificate of the bundle directory `bundle` (`ca.pem`, `cert.pem`,
@@ -31,14 +26,14 @@ pub async fn connect(
     province: &str,
     bundle: &Path,
 ) -> anyhow::Result<ReplicationClient<Channel>> {
-    let read = |name: &str| {
-        let path = bundle.join(name);
-        std::fs::read(&path).with_context(|| format!("read {}", path.display()))
-    };
-    let tls = ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.pem")?))
-        .identity(Identity::from_pem(read("cert.pem")?, read("cert.key")?))
-        .domain_name(hub_dns_name(province));
+    let province_code = lapor_shared::domain::SiteCode::parse(province)
+        .with_context(|| format!("province code {province}"))?;
+    let tls = bundle_tls(
+        bundle,
+        "cert.pem",
+        "cert.key",
+        &lapor_shared::tls::site_dns_name(&province_code),
+    )?;
     let channel = Endpoint::from_shared(format!("https://{}", hub.addr()))?
         .tls_config(tls)?
         .connect_timeout(Duration::from_secs(5))

@@ -54,17 +54,47 @@ pub struct SiteProcess {
 /// # Errors
 /// A file of the bundle cannot be read.
 pub fn operator_tls(bundle: &Path, hub_dns: &str) -> anyhow::Result<ClientTlsConfig> {
+    bundle_tls(bundle, "operator.pem", "operator.key", hub_dns)
+}
+
+/// Client TLS from a bundle directory: its `ca.pem`, the certificate and
+/// key files named, and the DNS name the hub's certificate carries
+/// (`lapor_shared::tls::site_dns_name`).
+///
+/// # Errors
+/// A file of the bundle cannot be read.
+pub fn bundle_tls(
+    bundle: &Path,
+    cert: &str,
+    key: &str,
+    hub_dns: &str,
+) -> anyhow::Result<ClientTlsConfig> {
     let read = |name: &str| {
         let path = bundle.join(name);
         std::fs::read(&path).with_context(|| format!("read {}", path.display()))
     };
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read("ca.pem")?))
-        .identity(Identity::from_pem(
-            read("operator.pem")?,
-            read("operator.key")?,
-        ))
+        .identity(Identity::from_pem(read(cert)?, read(key)?))
         .domain_name(hub_dns))
+}
+
+/// `lapor-hub ca issue --site SITE --out OUT [extra...]` at the hub
+/// configured by `config`; returns OUT (the bundle directory).
+///
+/// # Errors
+/// The command failed (its stderr is in the error).
+pub async fn ca_issue(
+    config: &Path,
+    site: &str,
+    out: &Path,
+    extra: &[&str],
+) -> anyhow::Result<PathBuf> {
+    let out_str = out.to_str().context("bundle path is not UTF-8")?;
+    let mut args = vec!["ca", "issue", "--site", site, "--out", out_str];
+    args.extend_from_slice(extra);
+    run_command(Binary::Hub, config, &args).await?;
+    Ok(out.to_owned())
 }
 
 impl SiteProcess {

@@ -11,12 +11,14 @@
 // Test helpers outside #[test] fns: a panic is how they report failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use lapor_shared::proto::v1;
 use lapor_tests::raw::{comment, connect, hello, push};
-use lapor_tests::site::{SiteProcess, hub_child, init_hub, reserve_port, run_command, status_json};
+use lapor_tests::site::{
+    SiteProcess, ca_issue, hub_child, init_hub, reserve_port, run_command, status_json,
+};
 use lapor_tests::{Binary, wait_until};
 use tonic::Code;
 
@@ -26,15 +28,6 @@ const GAYO_LUES: &str = "11.13";
 const BANDA_ACEH: &str = "11.71";
 /// Their province, Aceh.
 const ACEH: &str = "11";
-
-/// `lapor-hub ca issue --site SITE --out DIR [extra...]`; returns DIR.
-async fn issue(config: &Path, site: &str, out: &Path, extra: &[&str]) -> PathBuf {
-    let out_str = out.to_str().unwrap();
-    let mut args = vec!["ca", "issue", "--site", site, "--out", out_str];
-    args.extend_from_slice(extra);
-    run_command(Binary::Hub, config, &args).await.unwrap();
-    out.to_owned()
-}
 
 /// What the hub holds: (events, complaints, quarantined, audit rows).
 async fn holdings(config: &Path) -> (u64, u64, u64, u64) {
@@ -80,13 +73,14 @@ async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_sp
     let url = format!("https://{}", hub.addr());
 
     // A genuine Banda Aceh complaint reaches the province from a real node.
-    let banda_aceh = issue(
+    let banda_aceh = ca_issue(
         &config,
         BANDA_ACEH,
         &dir.path().join("banda-aceh"),
         &["--url", &url],
     )
-    .await;
+    .await
+    .unwrap();
     let node_config = banda_aceh.join("lapor-node.toml");
     let node = SiteProcess::start_at(Binary::Node, &node_config, reserve_port().unwrap())
         .await
@@ -110,7 +104,9 @@ async fn a_gayo_lues_node_cannot_write_banda_aceh_complaints_forge_origins_or_sp
     .unwrap();
 
     // Gayo Lues's genuine bundle, in the hands of a raw client.
-    let gayo = issue(&config, GAYO_LUES, &dir.path().join("gayo-lues"), &[]).await;
+    let gayo = ca_issue(&config, GAYO_LUES, &dir.path().join("gayo-lues"), &[])
+        .await
+        .unwrap();
     let mut attacker = connect(&hub, ACEH, &gayo).await.unwrap();
     let session = hello(&mut attacker, GAYO_LUES).await.unwrap();
     let before = holdings(&config).await;

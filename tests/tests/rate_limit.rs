@@ -6,11 +6,9 @@
 // Test helpers outside #[test] fns: a panic is how they report failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-
 use lapor_tests::Binary;
 use lapor_tests::raw::{connect, hello};
-use lapor_tests::site::{SiteProcess, init_hub, run_command};
+use lapor_tests::site::{SiteProcess, ca_issue, init_hub, run_command};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -19,18 +17,6 @@ const GAYO_LUES: &str = "11.13";
 /// Banda Aceh: a district minding its own business.
 const BANDA_ACEH: &str = "11.71";
 const ACEH: &str = "11";
-
-async fn issue(config: &Path, site: &str, out: &Path) -> PathBuf {
-    let out_str = out.to_str().unwrap();
-    run_command(
-        Binary::Hub,
-        config,
-        &["ca", "issue", "--site", site, "--out", out_str],
-    )
-    .await
-    .unwrap();
-    out.to_owned()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_district_gets_resource_exhausted_with_retry_info_and_another_is_served() {
@@ -49,8 +35,12 @@ async fn a_flooding_district_gets_resource_exhausted_with_retry_info_and_another
         .await
         .unwrap();
     let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
-    let gayo = issue(&config, GAYO_LUES, &dir.path().join("gayo")).await;
-    let banda = issue(&config, BANDA_ACEH, &dir.path().join("banda")).await;
+    let gayo = ca_issue(&config, GAYO_LUES, &dir.path().join("gayo"), &[])
+        .await
+        .unwrap();
+    let banda = ca_issue(&config, BANDA_ACEH, &dir.path().join("banda"), &[])
+        .await
+        .unwrap();
     let mut flooder = connect(&hub, ACEH, &gayo).await.unwrap();
     let mut neighbour = connect(&hub, ACEH, &banda).await.unwrap();
 

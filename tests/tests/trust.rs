@@ -14,7 +14,9 @@ use lapor_shared::proto::v1;
 use lapor_shared::proto::v1::intake_client::IntakeClient;
 use lapor_shared::proto::v1::replication_client::ReplicationClient;
 use lapor_shared::replication::PROTOCOL_VERSION;
-use lapor_tests::site::{SiteProcess, hub_child, init_hub, reserve_port, run_command, status_json};
+use lapor_tests::site::{
+    SiteProcess, ca_issue, hub_child, init_hub, reserve_port, run_command, status_json,
+};
 use lapor_tests::{Binary, wait_until};
 use tonic::Code;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
@@ -32,15 +34,6 @@ async fn tls_province(dir: &Path) -> (PathBuf, SiteProcess) {
         .unwrap();
     let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
     (config, hub)
-}
-
-/// `lapor-hub ca issue --site SITE --out DIR [extra...]`; returns DIR.
-async fn issue(config: &Path, site: &str, out: &Path, extra: &[&str]) -> PathBuf {
-    let out_str = out.to_str().unwrap();
-    let mut args = vec!["ca", "issue", "--site", site, "--out", out_str];
-    args.extend_from_slice(extra);
-    run_command(Binary::Hub, config, &args).await.unwrap();
-    out.to_owned()
 }
 
 /// Hello as `site` over a channel presenting the bundle in `bundle` (none:
@@ -102,7 +95,9 @@ async fn the_hub_refuses_no_certificate_a_foreign_ca_an_expired_and_a_revoked_on
     let (config, hub) = tls_province(dir.path()).await;
     let ca = dir.path().join("hub-11/ca/ca.pem");
 
-    let good = issue(&config, DISTRICT, &dir.path().join("good"), &[]).await;
+    let good = ca_issue(&config, DISTRICT, &dir.path().join("good"), &[])
+        .await
+        .unwrap();
     hello(&hub, &ca, Some(&good), DISTRICT)
         .await
         .expect("a valid bundle is accepted");
@@ -131,13 +126,14 @@ async fn the_hub_refuses_no_certificate_a_foreign_ca_an_expired_and_a_revoked_on
     run_command(Binary::Hub, &foreign_config, &["ca", "init"])
         .await
         .unwrap();
-    let foreign = issue(
+    let foreign = ca_issue(
         &foreign_config,
         DISTRICT,
         &dir.path().join("foreign-bundle"),
         &[],
     )
-    .await;
+    .await
+    .unwrap();
     assert!(
         hello(&hub, &ca, Some(&foreign), DISTRICT).await.is_err(),
         "a foreign CA's certificate is refused"
@@ -145,20 +141,23 @@ async fn the_hub_refuses_no_certificate_a_foreign_ca_an_expired_and_a_revoked_on
 
     // Expired an hour ago.
     let past = (now_unix() - 3600).to_string();
-    let expired = issue(
+    let expired = ca_issue(
         &config,
         DISTRICT,
         &dir.path().join("expired"),
         &["--testing-not-after-unix", &past],
     )
-    .await;
+    .await
+    .unwrap();
     assert!(
         hello(&hub, &ca, Some(&expired), DISTRICT).await.is_err(),
         "an expired certificate is refused"
     );
 
     // Revoked while the hub runs: refused from the next request on.
-    let revoked = issue(&config, "11.14", &dir.path().join("revoked"), &[]).await;
+    let revoked = ca_issue(&config, "11.14", &dir.path().join("revoked"), &[])
+        .await
+        .unwrap();
     hello(&hub, &ca, Some(&revoked), "11.14").await.unwrap();
     run_command(Binary::Hub, &config, &["ca", "revoke", "--site", "11.14"])
         .await
@@ -175,13 +174,14 @@ async fn a_district_installs_its_bundle_as_it_is_and_replicates_over_mtls() {
     let dir = tempfile::tempdir().unwrap();
     let (config, hub) = tls_province(dir.path()).await;
     let url = format!("https://{}", hub.addr());
-    let bundle = issue(
+    let bundle = ca_issue(
         &config,
         DISTRICT,
         &dir.path().join("bundle"),
         &["--url", &url],
     )
-    .await;
+    .await
+    .unwrap();
     let node_config = bundle.join("lapor-node.toml");
     let node = SiteProcess::start_at(Binary::Node, &node_config, reserve_port().unwrap())
         .await
@@ -211,13 +211,14 @@ async fn a_node_with_an_expired_certificate_says_how_to_get_back_in() {
     let (config, hub) = tls_province(dir.path()).await;
     let url = format!("https://{}", hub.addr());
     let past = (now_unix() - 60).to_string();
-    let bundle = issue(
+    let bundle = ca_issue(
         &config,
         DISTRICT,
         &dir.path().join("bundle"),
         &["--url", &url, "--testing-not-after-unix", &past],
     )
-    .await;
+    .await
+    .unwrap();
     let node_config = bundle.join("lapor-node.toml");
     let _node = SiteProcess::start_at(Binary::Node, &node_config, reserve_port().unwrap())
         .await
@@ -238,8 +239,13 @@ async fn a_node_with_an_expired_certificate_says_how_to_get_back_in() {
 
 /// The serial and expiry of the certificate in `cert.pem` of `bundle`.
 fn cert_of(bundle: &Path) -> (String, i64) {
-    let pem = std::fs::read_to_string(bundle.join("cert.pem")).unwrap();
-    let der = lapor_shared::tls::link::first_cert_der(&pem, &bundle.join("cert.pem")).unwrap();
+    cert_file(&bundle.join("cert.pem"))
+}
+
+/// The serial and expiry of the certificate in the PEM file `path`.
+fn cert_file(path: &Path) -> (String, i64) {
+    let pem = std::fs::read_to_string(path).unwrap();
+    let der = lapor_shared::tls::link::first_cert_der(&pem, path).unwrap();
     let peer = lapor_shared::tls::peer::PeerIdentity::from_der(&der).unwrap();
     (peer.serial, peer.not_after)
 }
@@ -252,13 +258,14 @@ async fn a_node_renews_its_certificate_over_the_link_before_it_expires() {
     // Two minutes left of a twelve-minute life (certificates start ten
     // minutes back): well inside its last third.
     let soon = (now_unix() + 120).to_string();
-    let bundle = issue(
+    let bundle = ca_issue(
         &config,
         DISTRICT,
         &dir.path().join("bundle"),
         &["--url", &url, "--testing-not-after-unix", &soon],
     )
-    .await;
+    .await
+    .unwrap();
     let (old_serial, _) = cert_of(&bundle);
     let node_config = bundle.join("lapor-node.toml");
     let listen = reserve_port().unwrap();
@@ -327,18 +334,14 @@ async fn a_hub_reissues_its_own_expiring_server_certificate_when_it_starts() {
         .await
         .unwrap();
     let ca_dir = dir.path().join("hub-11/ca");
-    let server_cert = |dir: &Path| {
-        let pem = std::fs::read_to_string(dir.join("server.pem")).unwrap();
-        let der = lapor_shared::tls::link::first_cert_der(&pem, &dir.join("server.pem")).unwrap();
-        lapor_shared::tls::peer::PeerIdentity::from_der(&der)
-            .unwrap()
-            .not_after
-    };
+    let server_cert = |dir: &Path| cert_file(&dir.join("server.pem")).1;
     assert!(server_cert(&ca_dir) <= now_unix());
     let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
     assert!(server_cert(&ca_dir) > now_unix() + 300 * 24 * 3600);
     // Children verify the new one.
-    let good = issue(&config, DISTRICT, &dir.path().join("good"), &[]).await;
+    let good = ca_issue(&config, DISTRICT, &dir.path().join("good"), &[])
+        .await
+        .unwrap();
     hello(&hub, &ca_dir.join("ca.pem"), Some(&good), DISTRICT)
         .await
         .expect("served with the re-issued certificate");

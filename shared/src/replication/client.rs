@@ -34,7 +34,7 @@ use crate::proto::v1::{
     self, HelloRequest, PullRequest, PushBatch, PushMessage, PushOpen, push_message,
     replication_client::ReplicationClient,
 };
-use crate::site::config::TlsFiles;
+use crate::site::config::{SectionError, TlsFiles, UpstreamSection};
 use crate::store::{
     CursorKind, CursorUpdate, CustodyTier, PeerUpdate, RunRequest, Store, StoreError,
 };
@@ -75,6 +75,17 @@ impl UpstreamConfig {
             drain_timeout: Duration::from_secs(5),
             tls: None,
         }
+    }
+
+    /// The link a site's `[upstream]` section describes (its URL and, for
+    /// https, its bundle), with the default window and backoff.
+    ///
+    /// # Errors
+    /// Only some of the bundle's ca/cert/key are given.
+    pub fn from_section(section: &UpstreamSection) -> Result<Self, SectionError> {
+        let mut upstream = UpstreamConfig::new(section.url.clone());
+        upstream.tls = section.tls()?;
+        Ok(upstream)
     }
 }
 

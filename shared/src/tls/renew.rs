@@ -78,16 +78,32 @@ pub struct Renewed {
     pub not_after: i64,
 }
 
+/// What renewal needs of a certificate, from one parse of it.
+struct CertFacts {
+    peer: PeerIdentity,
+    not_before: i64,
+    /// SubjectPublicKeyInfo, DER.
+    spki: Vec<u8>,
+}
+
+/// Parses the first certificate in `pem` (read from, or meant for, `path`).
+fn facts(pem: &str, path: &Path) -> Result<CertFacts, RenewError> {
+    let bad = || RenewError::Cert {
+        path: path.to_owned(),
+    };
+    let der = first_cert_der(pem, path).map_err(|_| bad())?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|_| bad())?;
+    Ok(CertFacts {
+        peer: PeerIdentity::from_der(&der).map_err(|_| bad())?,
+        not_before: cert.validity().not_before.timestamp(),
+        spki: cert.public_key().raw.to_vec(),
+    })
+}
+
 /// `(not_before, not_after)` of the first certificate in `pem`.
 pub fn validity(pem: &str, path: &Path) -> Result<(i64, i64), RenewError> {
-    let der = first_cert_der(pem, path).map_err(|_| RenewError::Cert {
-        path: path.to_owned(),
-    })?;
-    let (_, cert) = X509Certificate::from_der(&der).map_err(|_| RenewError::Cert {
-        path: path.to_owned(),
-    })?;
-    let v = cert.validity();
-    Ok((v.not_before.timestamp(), v.not_after.timestamp()))
+    let f = facts(pem, path)?;
+    Ok((f.not_before, f.peer.not_after))
 }
 
 /// Whether a certificate valid from `not_before` to `not_after` is due for
@@ -213,18 +229,10 @@ pub async fn renew_if_due(
         path: files.cert.clone(),
         source,
     })?;
-    let (not_before, not_after) = validity(&cert_pem, &files.cert)?;
-    if !due(not_before, not_after, now) {
+    let own = facts(&cert_pem, &files.cert)?;
+    if !due(own.not_before, own.peer.not_after, now) {
         return Ok(None);
     }
-    let own = PeerIdentity::from_der(&first_cert_der(&cert_pem, &files.cert).map_err(|_| {
-        RenewError::Cert {
-            path: files.cert.clone(),
-        }
-    })?)
-    .map_err(|_| RenewError::Cert {
-        path: files.cert.clone(),
-    })?;
     let key = KeyPair::generate().map_err(RenewError::Key)?;
     let mut request = Request::new(RenewRequest {
         public_key_pem: key.public_key_pem(),
@@ -236,28 +244,17 @@ pub async fn renew_if_due(
         .map_err(|s| RenewError::Refused(Box::new(s)))?
         .into_inner();
     // Install only what names us and holds our new key.
-    let new_der =
-        first_cert_der(&response.certificate_pem, &files.cert).map_err(|_| RenewError::Cert {
-            path: files.cert.clone(),
-        })?;
-    let new = PeerIdentity::from_der(&new_der).map_err(|_| RenewError::Cert {
-        path: files.cert.clone(),
-    })?;
-    let (_, parsed) = X509Certificate::from_der(&new_der).map_err(|_| RenewError::Cert {
-        path: files.cert.clone(),
-    })?;
-    if new.subject != own.subject
-        || parsed.public_key().raw != key.subject_public_key_info().as_slice()
-    {
+    let new = facts(&response.certificate_pem, &files.cert)?;
+    if new.peer.subject != own.peer.subject || new.spki != key.subject_public_key_info() {
         return Err(RenewError::WrongCertificate {
-            expected: own.subject.name().to_owned(),
-            got: new.subject.name().to_owned(),
+            expected: own.peer.subject.name().to_owned(),
+            got: new.peer.subject.name().to_owned(),
         });
     }
     install(files, &response.certificate_pem, &key.serialize_pem())?;
     Ok(Some(Renewed {
-        serial: new.serial,
-        not_after: new.not_after,
+        serial: new.peer.serial,
+        not_after: new.peer.not_after,
     }))
 }
 
