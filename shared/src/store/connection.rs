@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+/// Prepared statements kept per connection.
+const STATEMENT_CACHE: usize = 64;
+
 /// Applies the settings every connection of a store needs.
 pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // WAL: readers see a consistent snapshot while the writer commits, and
@@ -29,9 +32,11 @@ pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(Duration::from_secs(5))?;
     // 32 MiB page cache: the working set of a district fits; a hub benefits.
     conn.pragma_update(None, "cache_size", -32_000)?;
-    // Checkpoint the WAL every ~40 MiB instead of every 4 MiB: each
-    // checkpoint costs an fsync of the main file, and bursts (a backlog
-    // replay, a reconnect storm) otherwise spend much of their time there.
+    // Checkpoint the WAL inline only at ~40 MiB instead of every 4 MiB:
+    // each checkpoint costs an fsync of the main file. The store's writer
+    // replaces this with its WAL hook and a checkpointer thread
+    // (checkpoint.rs), which copies pages back from 4 MiB on while the
+    // writer goes on; the same bound stays as the writer's backstop.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     // Sorts and temporary indexes in memory: they are small and short-lived.
     // (Also keeps decrypted values out of temporary files.)
@@ -39,6 +44,9 @@ pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Deleted content is zeroed where that costs no extra I/O: an identity
     // erased at a hub does not linger in its page.
     conn.pragma_update(None, "secure_delete", "FAST")?;
+    // Room for every statement the writer runs (rusqlite keeps 16), so a
+    // group never prepares one again after another pushed it out.
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 
@@ -74,5 +82,8 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     // temporary files.
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "query_only", true)?;
+    // As for the writer: the read paths have more than 16 statements (an
+    // event run alone has one per region shape).
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }

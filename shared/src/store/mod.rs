@@ -31,6 +31,7 @@
 //! ```
 
 mod audit;
+mod checkpoint;
 mod connection;
 mod custody;
 mod districts;

@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::audit::{self, AuditAction, AuditEntry};
+use super::checkpoint::Checkpointer;
 use super::connection::open_writer;
 use super::custody;
 use super::identity::{self, CONFLICT_AAD, StoredEvent};
@@ -102,8 +103,10 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         tracking_prefix: format!("{}-{}", config.site.as_str().replace('.', ""), instance),
         tracking_next: tracking_next as u64,
     }));
+    let checkpointer = Checkpointer::start(&config.path, &mut conn);
     let writer = Writer {
         conn,
+        checkpointer,
         key: key.clone(),
         site: config.site.clone(),
         minter: minter.clone(),
@@ -226,6 +229,8 @@ pub(super) struct PreparedSubmit {
 
 struct Writer {
     conn: Connection,
+    /// Copies the WAL back on its own thread; stopped when the writer ends.
+    checkpointer: Option<Checkpointer>,
     key: Arc<SiteKey>,
     site: SiteCode,
     minter: Arc<Mutex<Minter>>,
@@ -301,7 +306,14 @@ impl Pending {
 }
 
 impl Writer {
-    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
+    fn run(mut self, rx: mpsc::Receiver<Command>) {
+        self.serve(rx);
+        if let Some(checkpointer) = self.checkpointer.take() {
+            checkpointer.stop(&mut self.conn);
+        }
+    }
+
+    fn serve(&mut self, mut rx: mpsc::Receiver<Command>) {
         while let Some(first) = rx.blocking_recv() {
             let mut weight = first.weight();
             let mut group = vec![first];

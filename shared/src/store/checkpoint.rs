@@ -1,0 +1,206 @@
+//! WAL checkpoints off the writer thread.
+//!
+//! SQLite's automatic checkpoint runs inside the commit that crosses the
+//! threshold, on the connection that committed: the writer thread copies
+//! every page back into the database file and fsyncs it while the callers
+//! of the next group wait. Under a replication burst that was about a fifth
+//! of the writer's time (docs/benchmarks.md). Here the writer's WAL hook
+//! only wakes a checkpointer thread with its own connection, which copies
+//! pages back while the writer goes on appending; the two touch different
+//! files and SQLite lets one checkpointer run beside one writer.
+//!
+//! The writer still checkpoints inline when the WAL passes a hard bound
+//! (the checkpointer fell behind, or there is none yet): that is SQLite's
+//! own rule, just later, and by then the checkpointer has usually copied
+//! nearly everything, so the inline one is short. A checkpoint run right
+//! after a commit, with no writer active, is also what lets the next
+//! transaction restart the WAL from its beginning, so the file stays bounded.
+
+use std::ffi::c_int;
+use std::path::Path;
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+
+use rusqlite::Connection;
+use rusqlite::wal::CheckpointMode;
+
+use super::connection::open_writer;
+
+/// WAL size (pages) at which the checkpointer is woken: SQLite's default
+/// automatic checkpoint threshold (4 MiB at 4 KiB pages).
+const WAKE_PAGES: c_int = 1_000;
+/// WAL size (pages) at which the writer checkpoints itself, ~40 MiB. Each
+/// inline checkpoint costs an fsync of the main file on the writer thread.
+const INLINE_PAGES: c_int = 10_000;
+
+/// The checkpointer thread of one store. Stopped by [`Checkpointer::stop`].
+pub(super) struct Checkpointer {
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Checkpointer {
+    /// Starts the thread and installs the writer connection's WAL hook
+    /// (which replaces SQLite's automatic checkpoint on that connection).
+    ///
+    /// If the thread or its connection cannot start, the writer keeps
+    /// SQLite's inline checkpoints and this returns `None`: slower, never
+    /// wrong.
+    pub(super) fn start(path: &Path, writer: &mut Connection) -> Option<Checkpointer> {
+        let conn = match open_writer(path) {
+            Ok(conn) => conn,
+            Err(error) => {
+                tracing::warn!(%error, "no checkpointer connection; the writer checkpoints inline");
+                return None;
+            }
+        };
+        let (wake_tx, wake_rx) = sync_channel::<()>(1);
+        let thread = match std::thread::Builder::new()
+            .name("lapor-store-checkpoint".into())
+            .spawn(move || run(&conn, &wake_rx))
+        {
+            Ok(thread) => thread,
+            Err(error) => {
+                tracing::warn!(%error, "no checkpointer thread; the writer checkpoints inline");
+                return None;
+            }
+        };
+        if let Err(error) = writer.wal_hook(Some(hook(wake_tx))) {
+            // The sender went with the failed hook, so the thread ends.
+            tracing::warn!(%error, "cannot install the WAL hook; the writer checkpoints inline");
+            let _ = thread.join();
+            return None;
+        }
+        Some(Checkpointer { thread })
+    }
+
+    /// Removes the hook (dropping the thread's only wake sender), restores
+    /// SQLite's inline checkpoints on `writer`, and waits for the thread,
+    /// which ends after any checkpoint it is running.
+    pub(super) fn stop(self, writer: &mut Connection) {
+        if let Err(error) =
+            writer.wal_hook(None::<fn(&mut rusqlite::hooks::Wal, c_int) -> rusqlite::Result<()>>)
+        {
+            tracing::warn!(%error, "cannot remove the WAL hook");
+        }
+        if let Err(error) = writer.pragma_update(None, "wal_autocheckpoint", INLINE_PAGES) {
+            tracing::warn!(%error, "cannot restore wal_autocheckpoint");
+        }
+        if self.thread.join().is_err() {
+            tracing::error!("checkpointer thread panicked");
+        }
+    }
+}
+
+/// The writer's WAL hook: called after each commit with the WAL's size.
+fn hook(
+    wake: SyncSender<()>,
+) -> impl FnMut(&mut rusqlite::hooks::Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
+    move |wal, pages| {
+        if pages >= INLINE_PAGES {
+            // An error here would make the commit that already happened
+            // report failure; SQLite's own automatic checkpoint ignores it
+            // too, and the next commit tries again.
+            if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
+                tracing::warn!(%error, pages, "inline WAL checkpoint failed");
+            }
+        } else if pages >= WAKE_PAGES {
+            match wake.try_send(()) {
+                // Full: a wake-up is already pending, which covers this one.
+                Ok(()) | Err(TrySendError::Full(())) => {}
+                Err(TrySendError::Disconnected(())) => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+fn run(conn: &Connection, wake: &Receiver<()>) {
+    // Ends when the writer removes its hook (the only sender).
+    while wake.recv().is_ok() {
+        match conn.wal_checkpoint_v2(None::<&str>, CheckpointMode::PASSIVE) {
+            Ok((log, done)) => tracing::trace!(log, done, "WAL checkpoint"),
+            Err(error) => {
+                tracing::warn!(%error, "WAL checkpoint failed; retried on the next wake-up")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: u64 = 4096;
+
+    fn write_pages(conn: &Connection, rows: usize) {
+        let tx = conn.unchecked_transaction().expect("begin");
+        for i in 0..rows {
+            tx.execute("INSERT INTO t (v) VALUES (?1)", [vec![i as u8; 3000]])
+                .expect("insert");
+        }
+        tx.commit().expect("commit");
+    }
+
+    fn db_pages(path: &Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len() / PAGE).unwrap_or(0)
+    }
+
+    /// In WAL mode the main file grows only when a checkpoint copies pages
+    /// back into it, so its size shows whether one ran.
+    fn setup() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("c.db");
+        let writer = open_writer(&path).expect("open");
+        writer
+            .execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB)")
+            .expect("schema");
+        (dir, path, writer)
+    }
+
+    #[test]
+    fn the_checkpointer_copies_the_wal_back_while_the_writer_does_not() {
+        let (_dir, path, mut writer) = setup();
+        let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
+        // ~1,500 pages in one commit: past the wake-up size, short of the
+        // writer's inline bound, so only the checkpointer can copy them.
+        write_pages(&writer, 1_500);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while db_pages(&path) < 1_000 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "main file still {} pages 30 s after a 1,500-page commit",
+                db_pages(&path)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        checkpointer.stop(&mut writer);
+    }
+
+    #[test]
+    fn a_commit_under_the_wake_up_size_leaves_the_wal_alone() {
+        let (_dir, path, mut writer) = setup();
+        let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
+        write_pages(&writer, 300);
+        // Stopping joins the thread: had it been woken, its checkpoint
+        // would have finished by now.
+        checkpointer.stop(&mut writer);
+        assert!(
+            db_pages(&path) < 100,
+            "main file grew to {} pages",
+            db_pages(&path)
+        );
+    }
+
+    #[test]
+    fn after_stop_the_writer_checkpoints_inline_again() {
+        let (_dir, path, mut writer) = setup();
+        let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
+        checkpointer.stop(&mut writer);
+        // Past wal_autocheckpoint: SQLite copies back inside the commit.
+        write_pages(&writer, (INLINE_PAGES as usize) + 500);
+        assert!(
+            db_pages(&path) >= INLINE_PAGES as u64,
+            "main file {} pages",
+            db_pages(&path)
+        );
+    }
+}
