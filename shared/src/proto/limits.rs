@@ -111,16 +111,33 @@ pub fn check_text(s: &str, min: usize, max: usize) -> Result<(), FieldError> {
     if min > 0 && s.trim().is_empty() {
         return Err(FieldError::Missing);
     }
-    let mut len = 0;
-    for (at, c) in s.chars().enumerate() {
-        if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+    let len = if s.is_ascii() {
+        // Most text is ASCII: one byte is one character, and the ASCII
+        // control characters are below 0x20 and 0x7f (what `is_control`
+        // says of them), so the bytes can be checked without decoding.
+        let bad = s
+            .bytes()
+            .position(|b| (b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) || b == 0x7f);
+        if let Some(at) = bad {
             return Err(FieldError::ControlChar {
-                code: u32::from(c),
+                code: u32::from(s.as_bytes()[at]),
                 at,
             });
         }
-        len += 1;
-    }
+        s.len()
+    } else {
+        let mut len = 0;
+        for (at, c) in s.chars().enumerate() {
+            if c.is_control() && !matches!(c, '\t' | '\n' | '\r') {
+                return Err(FieldError::ControlChar {
+                    code: u32::from(c),
+                    at,
+                });
+            }
+            len += 1;
+        }
+        len
+    };
     if len < min {
         return Err(FieldError::Missing);
     }
@@ -326,6 +343,32 @@ mod tests {
         assert_eq!(
             check_text("\u{85}", 0, 200),
             Err(FieldError::ControlChar { code: 0x85, at: 0 })
+        );
+    }
+
+    #[test]
+    fn every_ascii_character_is_judged_as_is_control_judges_it() {
+        for b in 0u8..128 {
+            let c = char::from(b);
+            let allowed = !c.is_control() || matches!(c, '\t' | '\n' | '\r');
+            let ascii = format!("ab{c}");
+            // The same character after a non-ASCII one takes the other path.
+            let wide = format!("é{c}");
+            let (want_ascii, want_wide) = if allowed {
+                (Ok(()), Ok(()))
+            } else {
+                let code = u32::from(b);
+                (
+                    Err(FieldError::ControlChar { code, at: 2 }),
+                    Err(FieldError::ControlChar { code, at: 1 }),
+                )
+            };
+            assert_eq!(check_text(&ascii, 0, 10), want_ascii, "byte {b:#x}");
+            assert_eq!(check_text(&wide, 0, 10), want_wide, "byte {b:#x}");
+        }
+        assert_eq!(
+            check_text(&"a".repeat(11), 0, 10),
+            Err(FieldError::TooLong { len: 11, max: 10 })
         );
     }
 

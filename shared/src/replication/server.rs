@@ -511,7 +511,7 @@ impl PushReader {
                 through: self.expected,
             };
         }
-        let decoded = match codec::decode_batch(batch.compression, &batch.payload) {
+        let decoded = match codec::decode_events(batch.compression, &batch.payload) {
             Ok(decoded) => decoded,
             Err(e) => return Work::Fail(Status::invalid_argument(format!("batch {n}: {e}"))),
         };
@@ -526,9 +526,9 @@ impl PushReader {
         // The child's seq of each event, when it sent them (and they line up).
         let seqs = (batch.seqs.len() == decoded.events.len()).then_some(batch.seqs);
         let mut source_seqs = Vec::new();
-        for (i, proto) in decoded.events.into_iter().enumerate() {
+        for (i, (proto, at)) in decoded.events.into_iter().enumerate() {
             let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
-            let checked = convert::event_from_proto(proto.clone())
+            let checked = convert::event_from_proto(proto)
                 .map_err(|v| (tonic::Code::InvalidArgument, v.to_string()))
                 .and_then(|e| {
                     scope::check_event(&self.child, &e)
@@ -545,13 +545,14 @@ impl PushReader {
                 Err((code, reason)) => {
                     tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
                     rejections.push(v1::RecordRejection {
-                        event_id: proto.event_id.clone(),
+                        event_id: event_id.clone().unwrap_or_default(),
                         code: code as i32,
                         reason: reason.clone(),
                     });
+                    // Kept as it came (sealed by the store: it may carry identity).
                     quarantine.push(QuarantineRecord {
                         event_id,
-                        payload: proto.encode_to_vec(),
+                        payload: decoded.raw.get(at).unwrap_or_default().to_vec(),
                         reason,
                     });
                 }
