@@ -384,7 +384,6 @@ impl Replication for ReplicationService {
         let (ack_tx, ack_rx) = mpsc::channel(64);
         let (work_tx, work_rx) = mpsc::channel(4);
         let reader = PushReader {
-            store: self.store.clone(),
             child: child.clone(),
             limits: self.limits.clone(),
             expected: cursor,
@@ -436,8 +435,6 @@ enum Work {
 }
 
 struct PushReader {
-    /// Read only: which district the complaints of a batch belong to.
-    store: Store,
     child: SiteCode,
     limits: ServerLimits,
     /// The child's seq that the next batch must start at or before.
@@ -459,10 +456,7 @@ impl PushReader {
             let work = match msg {
                 Ok(Some(PushMessage {
                     kind: Some(push_message::Kind::Batch(batch)),
-                })) => {
-                    let work = self.prepare(batch);
-                    self.check_complaint_districts(work).await
-                }
+                })) => self.prepare(batch),
                 Ok(Some(_)) => {
                     Work::Fail(Status::invalid_argument("only batches may follow PushOpen"))
                 }
@@ -578,62 +572,6 @@ impl PushReader {
     }
 }
 
-impl PushReader {
-    /// Quarantines the events of a prepared batch that name another district
-    /// than the one their complaint was created in (`PERMISSION_DENIED`).
-    async fn check_complaint_districts(&self, work: Work) -> Work {
-        let Work::Apply {
-            batch_no,
-            mut incoming,
-            mut rejections,
-        } = work
-        else {
-            return work;
-        };
-        let ids = incoming.events.iter().map(|e| e.complaint_id).collect();
-        let known = match self.store.complaint_districts(ids).await {
-            Ok(known) => known,
-            Err(e) => return Work::Fail(store_status(e)),
-        };
-        let aligned = incoming.source_seqs.len() == incoming.events.len();
-        let mut events = Vec::with_capacity(incoming.events.len());
-        let mut source_seqs = Vec::with_capacity(incoming.source_seqs.len());
-        for (i, event) in std::mem::take(&mut incoming.events).into_iter().enumerate() {
-            match scope::check_complaint_district(&event, known.get(&event.complaint_id)) {
-                Ok(()) => {
-                    if aligned {
-                        source_seqs.push(incoming.source_seqs[i]);
-                    }
-                    events.push(event);
-                }
-                Err(e) => {
-                    let reason = e.to_string();
-                    tracing::warn!(child = %self.child, event_id = %event.id, %reason, "quarantined a pushed record");
-                    rejections.push(v1::RecordRejection {
-                        event_id: event.id.to_string(),
-                        code: tonic::Code::PermissionDenied as i32,
-                        reason: reason.clone(),
-                    });
-                    incoming.quarantine.push(QuarantineRecord {
-                        event_id: Some(event.id.to_string()),
-                        payload: convert::event_to_proto(&event).encode_to_vec(),
-                        reason,
-                    });
-                }
-            }
-        }
-        incoming.events = events;
-        if aligned {
-            incoming.source_seqs = source_seqs;
-        }
-        Work::Apply {
-            batch_no,
-            incoming,
-            rejections,
-        }
-    }
-}
-
 /// Commits prepared batches in order and acks each after its commit.
 async fn apply_batches(
     store: Store,
@@ -664,14 +602,25 @@ async fn apply_batches(
                     .map(|c| c.seq.0)
                     .unwrap_or_default();
                 match store.apply_remote(incoming).await {
-                    Ok(o) => PushAck {
-                        batch_no,
-                        through_seq: through,
-                        accepted: o.accepted,
-                        duplicates: o.duplicates + o.conflicts,
-                        quarantined: o.quarantined,
-                        rejections,
-                    },
+                    Ok(o) => {
+                        // The store's own refusals: events naming another
+                        // district than their complaint's (checked inside
+                        // its transaction).
+                        let mut rejections = rejections;
+                        rejections.extend(o.refused.into_iter().map(|r| v1::RecordRejection {
+                            event_id: r.event_id.to_string(),
+                            code: tonic::Code::PermissionDenied as i32,
+                            reason: r.reason,
+                        }));
+                        PushAck {
+                            batch_no,
+                            through_seq: through,
+                            accepted: o.accepted,
+                            duplicates: o.duplicates + o.conflicts,
+                            quarantined: o.quarantined,
+                            rejections,
+                        }
+                    }
                     Err(e) => {
                         let _ = acks.send(Err(store_status(e))).await;
                         return;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, params_from_iter};
+use rusqlite::{Connection, OptionalExtension, params_from_iter};
 
 use super::{Store, StoreError};
 use crate::domain::{ComplaintId, SiteCode};
@@ -31,6 +31,26 @@ impl Store {
             .run(move |conn| complaint_districts(conn, &ids))
             .await
     }
+}
+
+/// The district of complaint `id` if this site holds it: one primary-key
+/// lookup, for the writer's check inside its transaction.
+pub(super) fn complaint_district(
+    conn: &Connection,
+    id: ComplaintId,
+) -> Result<Option<SiteCode>, StoreError> {
+    let district: Option<String> = conn
+        .prepare_cached("SELECT district FROM complaints WHERE complaint_id = ?1")?
+        .query_row([id.0.as_bytes().as_slice()], |r| r.get(0))
+        .optional()?;
+    district
+        .map(|d| {
+            SiteCode::parse(&d).map_err(|_| StoreError::Corrupt {
+                seq: 0,
+                reason: format!("complaints.district {d:?} is not a site code"),
+            })
+        })
+        .transpose()
 }
 
 fn complaint_districts(

@@ -226,12 +226,24 @@ pub struct Incoming {
 }
 
 /// What [`Store::apply_remote`] did with each event.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ApplyOutcome {
     pub accepted: u32,
     pub duplicates: u32,
     pub conflicts: u32,
+    /// Records quarantined: those the caller refused plus [`Self::refused`].
     pub quarantined: u32,
+    /// Events the store itself refused and quarantined, inside the same
+    /// transaction: each names another district than the one its complaint
+    /// was created in (as held here, or created earlier in the batch).
+    pub refused: Vec<RefusedEvent>,
+}
+
+/// An event [`Store::apply_remote`] quarantined instead of storing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEvent {
+    pub event_id: EventId,
+    pub reason: String,
 }
 
 /// A run of stored events for replication: encoded `lapor.sync.v1.Event`s

@@ -205,6 +205,69 @@ async fn the_same_event_twice_is_a_duplicate_and_other_content_is_recorded_as_a_
 }
 
 #[tokio::test]
+async fn an_event_naming_another_district_than_its_complaints_is_quarantined_in_the_transaction() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(&dir, "11")).unwrap();
+    let inc = |events: Vec<Event>| Incoming {
+        from: site("11.71"),
+        events,
+        quarantine: vec![],
+        cursor: None,
+        source_seqs: vec![],
+    };
+    let comment = |complaint: ComplaintId, district: &str| Event {
+        id: EventId::new_v7(),
+        complaint_id: complaint,
+        origin: site("11.71"),
+        hlc: Hlc(2 << 20),
+        actor: "op".into(),
+        district: site(district),
+        body: EventBody::Commented {
+            body: "bukan wilayah kami".into(),
+        },
+    };
+    // A complaint of 11.13 already held; 11.71's event claims it is 11.71's.
+    let held = remote_event("11.13", ComplaintId::new_v7(), 1 << 20);
+    store.apply_remote(inc(vec![held.clone()])).await.unwrap();
+    let forged = comment(held.complaint_id, "11.71");
+    // And a complaint created in the same batch, then claimed by another district.
+    let mut fresh = remote_event("11.71", ComplaintId::new_v7(), 1 << 20);
+    fresh.district = site("11.71");
+    let forged_fresh = comment(fresh.complaint_id, "11.13");
+    let honest = comment(fresh.complaint_id, "11.71");
+    let out = store
+        .apply_remote(inc(vec![
+            forged.clone(),
+            fresh,
+            forged_fresh.clone(),
+            honest,
+        ]))
+        .await
+        .unwrap();
+    assert_eq!((out.accepted, out.quarantined), (2, 2), "{out:?}");
+    let refused: Vec<_> = out.refused.iter().map(|r| r.event_id).collect();
+    assert_eq!(refused, vec![forged.id, forged_fresh.id]);
+    assert!(
+        out.refused[0].reason.contains("of district 11.13"),
+        "{:?}",
+        out.refused[0]
+    );
+    let quarantined = store.quarantined(None).await.unwrap();
+    assert_eq!(quarantined.len(), 2);
+    assert!(quarantined.iter().all(|q| q.received_from == "11.71"));
+    let view = store
+        .get(ComplaintKey::Id(held.complaint_id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        view.history.len(),
+        1,
+        "the forged comment is not in the log"
+    );
+}
+
+#[tokio::test]
 async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11")).unwrap();

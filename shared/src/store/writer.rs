@@ -5,7 +5,7 @@
 //! commit blocks on fsync. A plain thread keeps that off the async runtime
 //! without `block_in_place`, and its queue is the natural place to batch.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -17,13 +17,14 @@ use super::audit::{self, AuditAction, AuditEntry};
 use super::checkpoint::Checkpointer;
 use super::connection::open_writer;
 use super::custody;
-use super::identity::{self, CONFLICT_AAD, StoredEvent};
+use super::districts;
+use super::identity::{self, CONFLICT_AAD, QUARANTINE_AAD, StoredEvent};
 use super::migrations::migrate;
 use super::read::{decode_event, encode_event, now_ms};
 use super::signals::RegionSignals;
 use super::{
-    Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate, Reply,
-    StoreConfig, StoreError, Submitted,
+    Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate,
+    RefusedEvent, Reply, StoreConfig, StoreError, Submitted,
 };
 use crate::crypto::SiteKey;
 use crate::domain::{ComplaintId, Event, EventBody, EventId, Seq, SiteCode, TrackingNumber};
@@ -685,7 +686,35 @@ impl Ctx<'_> {
         if let Some(latest) = inc.events.iter().map(|e| e.hlc).max() {
             lock(self.minter).clock.observe(latest);
         }
+        // Districts of complaints created earlier in this batch (their rows
+        // are written after the loop).
+        let mut created_here: HashMap<ComplaintId, &SiteCode> = HashMap::new();
         for (i, (event, form)) in inc.events.iter().zip(stored).enumerate() {
+            // Authorization inside the transaction: an event's district is
+            // what its sender says; it must be its complaint's, or a node
+            // could write on another district's complaint.
+            let known = match created_here.get(&event.complaint_id) {
+                Some(d) => Some((*d).clone()),
+                None => districts::complaint_district(conn, event.complaint_id)?,
+            };
+            if let Some(actual) = known
+                && actual != event.district
+            {
+                let reason = format!(
+                    "complaint {} is of district {actual}, not {}",
+                    event.complaint_id, event.district
+                );
+                self.quarantine_event(conn, event, &inc.from, &reason, now)?;
+                out.quarantined += 1;
+                out.refused.push(RefusedEvent {
+                    event_id: event.id,
+                    reason,
+                });
+                continue;
+            }
+            if matches!(event.body, EventBody::Created { .. }) {
+                created_here.insert(event.complaint_id, &event.district);
+            }
             let source_seq = inc.source_seqs.get(i).copied();
             match self.insert_event(conn, event, &form.payload, Some(&inc.from), source_seq)? {
                 Some(seq) => {
@@ -741,6 +770,34 @@ impl Ctx<'_> {
             .execute(params![inc.from.as_str(), out.accepted, out.duplicates])?;
         }
         Ok(out)
+    }
+
+    /// Quarantines `event` (sealed whole: it may carry identity) with an
+    /// audit row, as the caller's own refusals are.
+    fn quarantine_event(
+        &self,
+        conn: &Connection,
+        event: &Event,
+        from: &SiteCode,
+        reason: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        tracing::warn!(from = %from, event = %event.id, %reason, "quarantined a received event");
+        let sealed = self.key.seal(QUARANTINE_AAD, &encode_event(event));
+        conn.prepare_cached(
+            "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+        )?
+        .execute(params![from.as_str(), event.id.to_string(), sealed, reason, now])?;
+        audit::append(
+            conn,
+            &[AuditEntry {
+                actor: format!("site:{from}"),
+                action: AuditAction::RefusedWrite,
+                subject: event.id.to_string(),
+                detail: format!("quarantined: {reason}"),
+            }],
+            now,
+        )
     }
 
     /// Inserts an event; `None` when its id is already stored.
