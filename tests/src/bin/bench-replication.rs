@@ -223,6 +223,9 @@ async fn main() -> anyhow::Result<()> {
         .await?;
     let proto_bytes: usize = all.events.iter().map(|(_, p)| p.len()).sum();
     let json_total = json_bytes(&all.events)?;
+    // Scale for this machine: the issues quote their goals on a machine
+    // where plain single-table inserts of 1 KiB rows run at ~130k/s.
+    let raw = raw_single_table(&dir.path().join("raw.db"), &all.events)?;
     drop(all);
 
     // One hop: node -> province (not forwarding), through the counting proxy.
@@ -324,6 +327,14 @@ async fn main() -> anyhow::Result<()> {
         proto_bytes as f64 / n,
         one_hop / naive
     );
+    // The goals (80k and 40k/s) assume ~130k/s raw; scaled to this machine:
+    eprintln!(
+        "raw single-table inserts {raw:.0}/s: one hop {:.2}x raw (goal 80k/130k = 0.62x), two hops {:.2}x raw (goal 0.31x); goals scaled to this machine: {:.0}/s and {:.0}/s",
+        one_hop / raw,
+        two_hop / raw,
+        raw * 80.0 / 130.0,
+        raw * 40.0 / 130.0
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -334,9 +345,31 @@ async fn main() -> anyhow::Result<()> {
             "naive_per_s": naive.round(),
             "wire_bytes_per_complaint": wire_per.round(),
             "json_bytes_per_complaint": (json_total as f64 / n).round(),
+            "raw_single_table_per_s": raw.round(),
         })
     );
     Ok(())
+}
+
+/// Plain single-table inserts of the same payloads: 10,000 rows per
+/// transaction, WAL, `synchronous=FULL`, SQLite's defaults otherwise.
+fn raw_single_table(path: &std::path::Path, rows: &[(Seq, Vec<u8>)]) -> anyhow::Result<f64> {
+    let mut conn = rusqlite::Connection::open(path).context("open raw db")?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")?;
+    let started = Instant::now();
+    for chunk in rows.chunks(10_000) {
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached("INSERT INTO rows (payload) VALUES (?1)")?;
+            for (_, payload) in chunk {
+                insert.execute([payload])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(rows.len() as f64 / started.elapsed().as_secs_f64())
 }
 
 /// The naive ingest: each call writes its complaint in its own transaction.
