@@ -6,7 +6,6 @@
 //! (a parent bug or a forged stream), is quarantined like a pushed one; it
 //! never blocks the records behind it.
 
-use prost::Message as _;
 
 use super::client::SyncError;
 use super::codec;
@@ -25,13 +24,13 @@ pub(super) async fn apply_pull_batch(
         record_receipts(store, &batch.receipts).await?;
         return Ok(0);
     }
-    let decoded = codec::decode_batch(batch.compression, &batch.payload)?;
+    let decoded = codec::decode_events(batch.compression, &batch.payload)?;
     let site = store.site().clone();
     let mut events = Vec::with_capacity(decoded.events.len());
     let mut quarantine = Vec::new();
-    for proto in decoded.events {
+    for (proto, at) in decoded.events {
         let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
-        let checked = convert::event_from_proto(proto.clone())
+        let checked = convert::event_from_proto(proto)
             .map_err(|v| v.to_string())
             .and_then(|e| {
                 if site.covers(&e.district) {
@@ -49,7 +48,8 @@ pub(super) async fn apply_pull_batch(
                 tracing::warn!(parent = %parent, ?event_id, %reason, "quarantined a pulled record");
                 quarantine.push(QuarantineRecord {
                     event_id,
-                    payload: proto.encode_to_vec(),
+                    // As it came: no copy of every event kept for this.
+                    payload: decoded.raw.get(at).unwrap_or_default().to_vec(),
                     reason,
                 });
             }
