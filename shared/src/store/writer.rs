@@ -680,9 +680,12 @@ impl Ctx<'_> {
             &identity::quarantine_audit(&inc.from, &inc.quarantine),
             now,
         )?;
-        // Complaints whose row must be refolded, with the seq of their last new event.
-        let mut touched: Vec<(ComplaintId, u64, bool)> = Vec::new();
-        let mut seen = BTreeSet::new();
+        // Complaints whose row must be refolded: (id, seq of its last new
+        // event, the index of its Created in the batch while that is the
+        // only new event of the complaint here).
+        let mut touched: Vec<(ComplaintId, u64, Option<usize>)> = Vec::new();
+        // Where each complaint is in `touched`.
+        let mut seen: HashMap<ComplaintId, usize> = HashMap::new();
         if let Some(latest) = inc.events.iter().map(|e| e.hlc).max() {
             lock(self.minter).clock.observe(latest);
         }
@@ -723,11 +726,12 @@ impl Ctx<'_> {
                         identity::insert(conn, event, sealed)?;
                     }
                     let created = matches!(event.body, EventBody::Created { .. });
-                    if seen.insert(event.complaint_id) {
-                        touched.push((event.complaint_id, seq, created));
-                    } else if let Some(t) = touched.iter_mut().find(|t| t.0 == event.complaint_id) {
-                        t.1 = seq;
-                        t.2 = false;
+                    match seen.get(&event.complaint_id) {
+                        Some(&at) => touched[at] = (event.complaint_id, seq, None),
+                        None => {
+                            seen.insert(event.complaint_id, touched.len());
+                            touched.push((event.complaint_id, seq, created.then_some(i)));
+                        }
                     }
                 }
                 None => {
@@ -743,20 +747,30 @@ impl Ctx<'_> {
                 }
             }
         }
-        for (complaint_id, seq, only_created) in touched {
-            let state = if only_created && !complaint_has_other_events(conn, complaint_id)? {
-                inc.events
-                    .iter()
-                    .find(|e| e.complaint_id == complaint_id)
-                    .and_then(|e| lifecycle::fold(std::slice::from_ref(e)))
-            } else {
-                lifecycle::fold(&events_of(conn, complaint_id)?)
+        for (complaint_id, seq, lone_created) in touched {
+            let lone = match lone_created {
+                Some(i) if !complaint_has_other_events(conn, complaint_id)? => {
+                    inc.events.get(i).map(|e| (e, stored.get(i)))
+                }
+                _ => None,
+            };
+            let (state, identity_possible) = match lone {
+                // The complaint's only event: its Created, just stored. Its
+                // identities can only be this event's, so with none stored
+                // there is nothing for `on_anonymous` to erase or rescope.
+                Some((created, form)) => (
+                    lifecycle::fold(std::slice::from_ref(created)),
+                    form.is_none_or(|f| f.identity.is_some()),
+                ),
+                None => (lifecycle::fold(&events_of(conn, complaint_id)?), true),
             };
             // Events that arrive before their Created wait in the log; the
             // row appears when the Created does.
             if let Some(state) = state {
                 upsert_complaint(conn, &ComplaintRow::of(&state), seq)?;
-                identity::on_anonymous(conn, self.site, &state)?;
+                if identity_possible {
+                    identity::on_anonymous(conn, self.site, &state)?;
+                }
             }
         }
         if let Some(cursor) = &inc.cursor {
