@@ -66,6 +66,11 @@ pub struct LimitsSection {
     /// Requests a child may make at once after a quiet spell; at least 3
     /// (one session's Hello, Push and Pull).
     pub child_burst: u32,
+    /// Certificate renewals (`Certificates.Renew`) a child may ask for per
+    /// hour: a bucket of its own, since each one makes the CA sign.
+    pub child_renewals_per_hour: f64,
+    /// Renewals a child may ask for at once; at least 1.
+    pub child_renewal_burst: u32,
     /// Longest a request handler may take to answer (for a stream: to open
     /// it), in seconds.
     pub request_timeout_secs: u64,
@@ -74,9 +79,12 @@ pub struct LimitsSection {
 impl Default for LimitsSection {
     fn default() -> Self {
         let rate = RateLimit::default();
+        let renewal = RateLimit::RENEWAL;
         LimitsSection {
             child_requests_per_second: rate.per_second,
             child_burst: rate.burst,
+            child_renewals_per_hour: renewal.per_second * 3600.0,
+            child_renewal_burst: renewal.burst,
             request_timeout_secs: 30,
         }
     }
@@ -89,6 +97,11 @@ impl LimitsSection {
             per_second: self.child_requests_per_second,
             burst: self.child_burst,
         }
+    }
+
+    /// The per-child bucket for certificate renewals.
+    pub fn child_renewal_rate(&self) -> RateLimit {
+        RateLimit::per_hour(self.child_renewals_per_hour, self.child_renewal_burst)
     }
 
     pub fn request_timeout(&self) -> Duration {
@@ -107,6 +120,19 @@ impl LimitsSection {
             return Err(ConfigError::Limit {
                 key: "limits.child_burst",
                 why: "must be at least 3 (a session's Hello, Push and Pull)",
+            });
+        }
+        let renewals = self.child_renewals_per_hour;
+        if !(renewals.is_finite() && renewals > 0.0) {
+            return Err(ConfigError::Limit {
+                key: "limits.child_renewals_per_hour",
+                why: "must be a number above 0",
+            });
+        }
+        if self.child_renewal_burst == 0 {
+            return Err(ConfigError::Limit {
+                key: "limits.child_renewal_burst",
+                why: "must be at least 1",
             });
         }
         if self.request_timeout_secs == 0 {
@@ -446,6 +472,16 @@ mod tests {
                 "child_requests_per_second",
             ),
             ("child_burst = 30", "child_burst = 2", "child_burst"),
+            (
+                "child_renewals_per_hour = 3.0",
+                "child_renewals_per_hour = -1.0",
+                "child_renewals_per_hour",
+            ),
+            (
+                "child_renewal_burst = 3",
+                "child_renewal_burst = 0",
+                "child_renewal_burst",
+            ),
             (
                 "request_timeout_secs = 30",
                 "request_timeout_secs = 0",

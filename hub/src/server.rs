@@ -147,7 +147,9 @@ pub(crate) async fn serve(
         if ca_dir.join(CA_KEY_FILE).exists() {
             // Children renew their short-lived certificates over the link.
             server = server.add_service(CertificatesServer::new(CertificatesService::new(
-                ca_dir, site,
+                ca_dir,
+                site,
+                config_limits.child_renewal_rate(),
             )));
         }
         server = server.tls(tls.files(), tls.revoked.clone());

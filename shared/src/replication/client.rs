@@ -276,13 +276,18 @@ async fn renewal_loop(config: UpstreamConfig, site: SiteCode, token: Cancellatio
             .is_some_and(|(not_before, not_after)| {
                 crate::tls::renew::due(not_before, not_after, now)
             });
-        if !due {
+        // Not due, or the parent's renewal limit asked us to wait.
+        if !due || crate::tls::renew::deferred(&files, std::time::Instant::now()).is_some() {
             continue;
         }
         let renewed = match opening("connect", connect(&config, &site)).await {
-            Ok(channel) => crate::tls::renew::renew_if_due(channel, &files, now)
-                .await
-                .map_err(|e| e.to_string()),
+            Ok(channel) => match crate::tls::renew::renew_if_due(channel, &files, now).await {
+                Err(e) if e.is_try_later() => {
+                    tracing::info!(error = %e, "certificate renewal postponed");
+                    continue;
+                }
+                other => other.map_err(|e| e.to_string()),
+            },
             Err(e) => Err(error_chain(&e)),
         };
         match renewed {
@@ -467,6 +472,10 @@ async fn session(
                 tracing::info!(serial = %renewed.serial, not_after = renewed.not_after, "certificate renewed over the link")
             }
             Ok(None) => {}
+            // The parent's renewal limit: asked again after its delay.
+            Err(e) if e.is_try_later() => {
+                tracing::info!(error = %e, "certificate renewal postponed")
+            }
             Err(e) => {
                 tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "certificate renewal failed; the current certificate stays in use")
             }

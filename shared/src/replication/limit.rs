@@ -8,6 +8,9 @@
 //!   ([`SESSION_COST`]: Hello, Push, Pull), so a child that is admitted can
 //!   also open its streams; otherwise a child at the limit could spend every
 //!   token on Hello and never push.
+//! - `Certificates.Renew` (`tls::renew`) has buckets of its own, much
+//!   stricter ([`RateLimit::RENEWAL`]): a renewal makes the parent sign,
+//!   and a child needs one per certificate lifetime.
 //! - A refusal says when the tokens will be there (`google.rpc.RetryInfo`),
 //!   and the child waits that long instead of its own backoff.
 //!
@@ -36,6 +39,39 @@ pub struct RateLimit {
     pub per_second: f64,
     /// Bucket size: requests a child may make at once after being idle.
     pub burst: u32,
+}
+
+impl RateLimit {
+    /// The default for `Certificates.Renew`, a bucket of its own: 3 per
+    /// hour with bursts of 3. A child renews once per certificate lifetime
+    /// (30 days), so even a few retries after a lost answer fit; a child
+    /// renewing in a loop makes the parent sign 3 certificates an hour.
+    pub const RENEWAL: RateLimit = RateLimit {
+        per_second: 3.0 / 3600.0,
+        burst: 3,
+    };
+
+    /// `per_hour` tokens an hour, bursts of `burst`.
+    pub fn per_hour(per_hour: f64, burst: u32) -> RateLimit {
+        RateLimit {
+            per_second: per_hour / 3600.0,
+            burst,
+        }
+    }
+}
+
+impl std::fmt::Display for RateLimit {
+    /// `2 requests/s, burst 30`; a rate under one a minute per hour
+    /// instead (`3 requests/hour, burst 3`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.per_second >= 1.0 / 60.0 {
+            write!(f, "{} requests/s, burst {}", self.per_second, self.burst)
+        } else {
+            // Rounded so 3/3600 reads back as 3, not 3.0000000000000004.
+            let per_hour = (self.per_second * 3600.0 * 1000.0).round() / 1000.0;
+            write!(f, "{per_hour} requests/hour, burst {}", self.burst)
+        }
+    }
 }
 
 impl Default for RateLimit {
@@ -131,9 +167,7 @@ pub fn exhausted(child: &str, limit: &RateLimit, delay: Duration) -> Status {
     Status::with_error_details(
         Code::ResourceExhausted,
         format!(
-            "site {child} is over its rate limit ({} requests/s, burst {}); retry in {} ms",
-            limit.per_second,
-            limit.burst,
+            "site {child} is over its rate limit ({limit}); retry in {} ms",
             delay.as_millis()
         ),
         ErrorDetails::with_retry_info(Some(delay)),
@@ -197,6 +231,23 @@ mod tests {
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(retry_delay(&status), Some(Duration::from_millis(1501)));
         assert_eq!(retry_delay(&Status::unavailable("x")), None);
+    }
+
+    #[test]
+    fn the_refusal_names_the_limit_per_second_or_per_hour() {
+        let fast = exhausted("11.13", &RateLimit::default(), Duration::from_secs(1));
+        assert!(
+            fast.message().contains("(2 requests/s, burst 30)"),
+            "{}",
+            fast.message()
+        );
+        let slow = exhausted("11.13", &RateLimit::RENEWAL, Duration::from_secs(1200));
+        assert!(
+            slow.message().contains("(3 requests/hour, burst 3)"),
+            "{}",
+            slow.message()
+        );
+        assert_eq!(RateLimit::per_hour(3.0, 3), RateLimit::RENEWAL);
     }
 
     #[test]

@@ -15,9 +15,17 @@
 //! before it loads the bundle. A child that misses the window (offline past
 //! expiry) is refused by the TLS handshake and told how to get back in
 //! (`link::BundleError::Expired`): a new bundle from `lapor-hub ca issue`.
+//!
+//! Signing costs the parent CPU and a log row, so `Renew` is rate-limited
+//! per child (the site of the connection's certificate), in buckets of its
+//! own ([`RateLimit::RENEWAL`], hub `[limits] child_renewals_per_hour`). A
+//! child told `RESOURCE_EXHAUSTED` asks again only after the
+//! `google.rpc.RetryInfo` delay ([`RenewError::Later`]); its link goes on.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use rcgen::{KeyPair, PublicKeyData as _};
 use tonic::transport::Channel;
@@ -31,6 +39,7 @@ use crate::domain::SiteCode;
 use crate::proto::v1::certificates_client::CertificatesClient;
 use crate::proto::v1::certificates_server::Certificates;
 use crate::proto::v1::{RenewRequest, RenewResponse};
+use crate::replication::limit::{self, ChildBuckets, RateLimit};
 use crate::replication::scope;
 use crate::site::config::TlsFiles;
 
@@ -40,6 +49,11 @@ const RENEW_AHEAD_MAX: i64 = 10 * 24 * 3600;
 pub const MAX_PUBLIC_KEY_PEM: usize = 4096;
 /// How long the child waits for its parent to sign.
 const RENEW_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the child waits after `RESOURCE_EXHAUSTED` without a usable
+/// `RetryInfo`, and the most any `RetryInfo` can make it wait (a renewal
+/// window is days long; a parent's answer must not use it up).
+const LATER_DEFAULT: Duration = Duration::from_secs(3600);
+const LATER_MAX: Duration = Duration::from_secs(6 * 3600);
 
 /// Why renewal did not happen. The link goes on with the current
 /// certificate either way; the next connection tries again.
@@ -63,12 +77,59 @@ pub enum RenewError {
     Key(#[source] rcgen::Error),
     #[error("the parent refused to renew: {0}")]
     Refused(#[source] Box<Status>),
+    /// The parent's renewal limit (`RESOURCE_EXHAUSTED`): not a failure,
+    /// the child asks again after `retry_in` and not before.
+    #[error("the parent asked to renew later (its renewal rate limit); next try in {} s", retry_in.as_secs())]
+    Later { retry_in: Duration },
     #[error(
         "the parent returned a certificate for {got}, not for {expected}, or not for our new key"
     )]
     WrongCertificate { expected: String, got: String },
     #[error("write the new key")]
     Private(#[source] CaError),
+}
+
+impl RenewError {
+    /// Whether this only means "not now": the parent's rate limit.
+    pub fn is_try_later(&self) -> bool {
+        matches!(self, RenewError::Later { .. })
+    }
+}
+
+/// When each certificate (by path) may ask its parent again after a
+/// `RESOURCE_EXHAUSTED`: process-wide, like the renewal itself, so the
+/// session start and the hourly check both honour it.
+static NOT_BEFORE: Mutex<BTreeMap<PathBuf, Instant>> = Mutex::new(BTreeMap::new());
+
+fn not_before() -> std::sync::MutexGuard<'static, BTreeMap<PathBuf, Instant>> {
+    // Held for one map operation; a poisoned map is still consistent.
+    NOT_BEFORE
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// How long the parent asked the certificate in `files` to wait before it
+/// renews again, if it is still waiting at `now`.
+pub fn deferred(files: &TlsFiles, now: Instant) -> Option<Duration> {
+    let mut map = not_before();
+    match map.get(&files.cert) {
+        Some(&until) if until > now => Some(until - now),
+        Some(_) => {
+            map.remove(&files.cert);
+            None
+        }
+        None => None,
+    }
+}
+
+/// Records the parent's `RESOURCE_EXHAUSTED`: the wait it asked for in
+/// `RetryInfo` (or [`LATER_DEFAULT`]), at most [`LATER_MAX`].
+fn defer(files: &TlsFiles, status: &Status, now: Instant) -> RenewError {
+    let retry_in = limit::retry_delay(status)
+        .unwrap_or(LATER_DEFAULT)
+        .min(LATER_MAX);
+    not_before().insert(files.cert.clone(), now + retry_in);
+    RenewError::Later { retry_in }
 }
 
 /// What a renewal installed.
@@ -233,16 +294,21 @@ pub async fn renew_if_due(
     if !due(own.not_before, own.peer.not_after, now) {
         return Ok(None);
     }
+    if let Some(retry_in) = deferred(files, Instant::now()) {
+        return Err(RenewError::Later { retry_in });
+    }
     let key = KeyPair::generate().map_err(RenewError::Key)?;
     let mut request = Request::new(RenewRequest {
         public_key_pem: key.public_key_pem(),
     });
     request.set_timeout(RENEW_TIMEOUT);
-    let response = CertificatesClient::new(channel)
-        .renew(request)
-        .await
-        .map_err(|s| RenewError::Refused(Box::new(s)))?
-        .into_inner();
+    let response = match CertificatesClient::new(channel).renew(request).await {
+        Ok(response) => response.into_inner(),
+        Err(status) if status.code() == tonic::Code::ResourceExhausted => {
+            return Err(defer(files, &status, Instant::now()));
+        }
+        Err(status) => return Err(RenewError::Refused(Box::new(status))),
+    };
     // Install only what names us and holds our new key.
     let new = facts(&response.certificate_pem, &files.cert)?;
     if new.peer.subject != own.peer.subject || new.spki != key.subject_public_key_info() {
@@ -264,16 +330,20 @@ pub struct CertificatesService {
     ca_dir: PathBuf,
     site: SiteCode,
     validity: Duration,
+    /// One bucket per child site, apart from the replication buckets.
+    rate: Arc<ChildBuckets>,
 }
 
 impl CertificatesService {
     /// Signs with the CA in `ca_dir` (opened per request, so `ca init`'s
-    /// files are read as they are now) for children of `site`.
-    pub fn new(ca_dir: PathBuf, site: SiteCode) -> CertificatesService {
+    /// files are read as they are now) for children of `site`, each child
+    /// at most at `rate` ([`RateLimit::RENEWAL`] unless configured).
+    pub fn new(ca_dir: PathBuf, site: SiteCode, rate: RateLimit) -> CertificatesService {
         CertificatesService {
             ca_dir,
             site,
             validity: ca::DEFAULT_VALIDITY,
+            rate: Arc::new(ChildBuckets::new(rate)),
         }
     }
 }
@@ -294,6 +364,9 @@ impl Certificates for CertificatesService {
                 "only sites renew over the link; an operator gets a new bundle from `lapor-hub ca issue --operator`",
             ));
         };
+        // Before anything else costs: keyed by the certificate's site, so
+        // the buckets are bounded by the certificates this CA issued.
+        self.rate.admit(child.as_str(), 1.0)?;
         scope::check_child(&self.site, child)
             .map_err(|e| Status::permission_denied(e.to_string()))?;
         let pem = req.into_inner().public_key_pem;
@@ -429,7 +502,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let aceh = SiteCode::parse("11").unwrap();
         Ca::init(dir.path(), &aceh).unwrap();
-        let service = CertificatesService::new(dir.path().to_owned(), aceh);
+        let service = CertificatesService::new(dir.path().to_owned(), aceh, RateLimit::default());
         let key = KeyPair::generate().unwrap();
         let pem = key.public_key_pem();
 
@@ -485,6 +558,150 @@ mod tests {
             .await,
             tonic::Code::InvalidArgument
         );
+    }
+
+    #[tokio::test]
+    async fn the_fourth_renewal_in_an_hour_is_resource_exhausted_with_retry_info_and_another_child_is_served()
+     {
+        let dir = tempfile::tempdir().unwrap();
+        let aceh = SiteCode::parse("11").unwrap();
+        Ca::init(dir.path(), &aceh).unwrap();
+        let service = CertificatesService::new(dir.path().to_owned(), aceh, RateLimit::RENEWAL);
+        let pem = KeyPair::generate().unwrap().public_key_pem();
+        let renew = |child: &'static str| {
+            let (service, pem) = (service.clone(), pem.clone());
+            async move { service.renew(request_from(Some(site(child)), &pem)).await }
+        };
+        for i in 0..RateLimit::RENEWAL.burst {
+            renew("11.13")
+                .await
+                .unwrap_or_else(|e| panic!("renewal {i}: {e:?}"));
+        }
+        let refused = renew("11.13").await.unwrap_err();
+        assert_eq!(
+            refused.code(),
+            tonic::Code::ResourceExhausted,
+            "{refused:?}"
+        );
+        let retry = limit::retry_delay(&refused).expect("the refusal carries RetryInfo");
+        assert!(!retry.is_zero());
+        let signed_for = |subject: &str| {
+            let issued = Ca::open(dir.path()).unwrap().issued().unwrap();
+            issued.iter().filter(|r| r.subject == subject).count()
+        };
+        assert_eq!(signed_for("11.13"), 3, "nothing signed for the refused one");
+
+        renew("11.71")
+            .await
+            .expect("another district has its own bucket");
+        assert_eq!(signed_for("11.71"), 1);
+        assert_eq!(
+            renew("11.13").await.unwrap_err().code(),
+            tonic::Code::ResourceExhausted,
+            "still limited after the other was served"
+        );
+    }
+
+    /// A parent whose renewal limit is always exhausted; counts the asks.
+    struct Exhausted {
+        asked: Arc<std::sync::atomic::AtomicUsize>,
+        retry: Duration,
+    }
+
+    #[tonic::async_trait]
+    impl Certificates for Exhausted {
+        async fn renew(&self, _: Request<RenewRequest>) -> Result<Response<RenewResponse>, Status> {
+            self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(limit::exhausted("11.13", &RateLimit::RENEWAL, self.retry))
+        }
+    }
+
+    /// A certificate for 11.13 with two minutes left (due), in `dir`.
+    fn due_bundle(dir: &Path) -> TlsFiles {
+        let ca = Ca::init(&dir.join("ca"), &SiteCode::parse("11").unwrap()).unwrap();
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::minutes(2);
+        let issued = ca
+            .issue(&site("11.13"), ca::DEFAULT_VALIDITY, Some(soon))
+            .unwrap();
+        let f = files(dir);
+        std::fs::write(&f.cert, &issued.cert_pem).unwrap();
+        std::fs::write(&f.key, issued.key_pem.unwrap().as_bytes()).unwrap();
+        f
+    }
+
+    #[tokio::test]
+    async fn a_child_told_resource_exhausted_waits_the_retry_info_delay_before_asking_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = due_bundle(dir.path());
+        let before = std::fs::read_to_string(&f.cert).unwrap();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let parent = Exhausted {
+            asked: asked.clone(),
+            retry: Duration::from_secs(90),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(crate::proto::v1::certificates_server::CertificatesServer::new(parent))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    token.clone().cancelled_owned(),
+                ),
+        );
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        let now = chrono::Utc::now().timestamp();
+
+        let err = renew_if_due(channel.clone(), &f, now).await.unwrap_err();
+        assert!(err.is_try_later(), "{err:?}");
+        let RenewError::Later { retry_in } = err else {
+            unreachable!()
+        };
+        assert!(retry_in >= Duration::from_secs(90), "{retry_in:?}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(
+            std::fs::read_to_string(&f.cert).unwrap(),
+            before,
+            "nothing installed"
+        );
+
+        // Within the delay the child does not ask (the session start and the
+        // hourly check alike); after it, it would.
+        let err = renew_if_due(channel, &f, now).await.unwrap_err();
+        assert!(err.is_try_later(), "{err:?}");
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(deferred(&f, Instant::now()).is_some());
+        assert_eq!(deferred(&f, Instant::now() + retry_in), None);
+
+        token.cancel();
+        server.await.unwrap().unwrap();
+    }
+
+    #[test]
+    fn a_missing_or_huge_retry_delay_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        let t0 = Instant::now();
+        let no_info = Status::resource_exhausted("busy");
+        assert!(matches!(
+            defer(&f, &no_info, t0),
+            RenewError::Later { retry_in } if retry_in == LATER_DEFAULT
+        ));
+        let week = limit::exhausted(
+            "11.13",
+            &RateLimit::RENEWAL,
+            Duration::from_secs(7 * 86_400),
+        );
+        assert!(matches!(
+            defer(&f, &week, t0),
+            RenewError::Later { retry_in } if retry_in == LATER_MAX
+        ));
+        assert_eq!(deferred(&f, t0 + LATER_MAX), None);
     }
 
     #[test]
