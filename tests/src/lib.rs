@@ -56,9 +56,15 @@ impl Binary {
 
 /// Path of the built binary, building it on first use.
 ///
-/// Uses escargot with the profile the caller was built with (debug under
-/// `cargo test`), in the workspace's own target directory, so it reuses the
-/// artifacts the test build already made. The path is cached per process.
+/// Uses escargot with the profile the caller was built with, in the
+/// workspace's own target directory. The path is cached per process.
+///
+/// A debug caller (the tests, the demo) gets the binary built from the
+/// units `cargo test --workspace` resolves, so the build reuses what the
+/// test build already compiled instead of compiling tokio, hyper, tonic,
+/// lapor-shared and the rest a second time (see `build_args`). A release
+/// caller (the benchmarks, the long chaos run) gets the binary as shipped:
+/// `cargo build --release -p <package>`.
 ///
 /// # Errors
 /// The cargo build failed (its output is in the error).
@@ -73,15 +79,71 @@ pub fn binary(which: Binary) -> anyhow::Result<PathBuf> {
     if let Some(path) = built.get(&which) {
         return Ok(path.clone());
     }
-    let run = escargot::CargoBuild::new()
-        .package(which.name())
+    let mut build = escargot::CargoBuild::new()
         .bin(which.name())
-        .current_release()
+        .args(build_args(which, cfg!(debug_assertions)))
+        .current_release();
+    for (key, _) in std::env::vars_os() {
+        if key.to_str().is_some_and(set_for_the_running_crate) {
+            build = build.env_remove(key);
+        }
+    }
+    let run = build
         .run()
         .with_context(|| format!("build {}", which.name()))?;
     let path = run.path().to_owned();
     built.insert(which, path.clone());
     Ok(path)
+}
+
+/// What `binary` adds to `cargo build --bin <name>`.
+///
+/// Debug: the units `cargo test --workspace` has already built, so the
+/// build compiles the binary itself and nothing else. `cargo build -p
+/// lapor-node` would resolve features over lapor-node alone and without
+/// dev-dependencies (no tokio `test-util`, for one), giving tokio and
+/// everything above it (hyper, h2, tonic, lapor-shared, ...) other feature
+/// sets: 46 crates compiled a second time in every CI run (measured in
+/// `docs/testing.md`).
+/// - `--workspace`: features unified over every member, as the test build;
+/// - `--examples` (there are none, so it builds nothing): a target
+///   selection that makes cargo resolve dev-dependencies, as `cargo test`;
+/// - `--lib`: the members' libraries, which the test build holds too; they
+///   keep build-script dependencies that are also runtime dependencies
+///   (tempfile, under prost-build) shared with the runtime copy, as in the
+///   test build, instead of a separate copy without debuginfo that would
+///   make lapor-shared's build script, and so lapor-shared, differ.
+///
+/// Release (benchmarks, the long chaos run): the binary as it ships, from
+/// its own package and without test-only features.
+fn build_args(which: Binary, debug: bool) -> Vec<&'static str> {
+    if debug {
+        vec!["--workspace", "--examples", "--lib"]
+    } else {
+        vec!["--package", which.name()]
+    }
+}
+
+/// Whether `key` is one of the variables `cargo test` and `cargo run` set
+/// for the crate they run (its manifest, package metadata, binaries), as
+/// opposed to cargo's own configuration (`CARGO_TARGET_DIR`, `CARGO_HOME`,
+/// `CARGO_PROFILE_*`, ...), which the nested build must see as the outer
+/// one did.
+///
+/// The nested `cargo build` must not inherit them: build scripts may track
+/// them, and ring's does (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`,
+/// `CARGO_PKG_VERSION_*`). With lapor-tests' values inherited, cargo sees
+/// them changed, runs ring's build script again and recompiles ring,
+/// rustls, tonic, lapor-shared and the rest in place, and the next build
+/// from a shell recompiles them all back.
+fn set_for_the_running_crate(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || key.starts_with("CARGO_MANIFEST_")
+        || key.starts_with("CARGO_BIN_")
+        || matches!(
+            key,
+            "CARGO_CRATE_NAME" | "CARGO_PRIMARY_PACKAGE" | "CARGO_TARGET_TMPDIR" | "OUT_DIR"
+        )
 }
 
 /// Sample complaint number `n` received at `district`, as a Submit request
@@ -139,6 +201,34 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
+
+    #[test]
+    fn the_nested_build_drops_the_running_crates_variables_and_keeps_cargos_configuration() {
+        for key in [
+            "CARGO_MANIFEST_DIR",
+            "CARGO_MANIFEST_PATH",
+            "CARGO_PKG_NAME",
+            "CARGO_PKG_VERSION_MAJOR",
+            "CARGO_CRATE_NAME",
+            "CARGO_BIN_EXE_demo",
+            "CARGO_TARGET_TMPDIR",
+            "OUT_DIR",
+        ] {
+            assert!(set_for_the_running_crate(key), "{key} is dropped");
+        }
+        for key in [
+            "CARGO",
+            "CARGO_HOME",
+            "CARGO_TARGET_DIR",
+            "CARGO_INCREMENTAL",
+            "CARGO_PROFILE_DEV_DEBUG",
+            "CARGO_BUILD_JOBS",
+            "RUSTFLAGS",
+            "PATH",
+        ] {
+            assert!(!set_for_the_running_crate(key), "{key} is kept");
+        }
+    }
 
     #[tokio::test]
     async fn wait_until_returns_the_first_ready_value() {
