@@ -25,9 +25,11 @@ use rusqlite::wal::CheckpointMode;
 
 use super::connection::open_writer;
 
-/// WAL size (pages) at which the checkpointer is woken: SQLite's default
-/// automatic checkpoint threshold (4 MiB at 4 KiB pages).
-const WAKE_PAGES: c_int = 1_000;
+/// WAL size (pages) at which the checkpointer is woken, ~20 MiB: half the
+/// inline bound, so each WAL cycle costs two or three checkpoints instead of
+/// one every 4 MiB (SQLite's default), which would copy the pages every
+/// commit touches (index right edges, interior pages) back again each time.
+const WAKE_PAGES: c_int = 5_000;
 /// WAL size (pages) at which the writer checkpoints itself, ~40 MiB. Each
 /// inline checkpoint costs an fsync of the main file on the writer thread.
 const INLINE_PAGES: c_int = 10_000;
@@ -160,15 +162,16 @@ mod tests {
     fn the_checkpointer_copies_the_wal_back_while_the_writer_does_not() {
         let (_dir, path, mut writer) = setup();
         let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
-        // ~1,500 pages in one commit: past the wake-up size, short of the
-        // writer's inline bound, so only the checkpointer can copy them.
-        write_pages(&writer, 1_500);
+        // One commit past the wake-up size, short of the writer's inline
+        // bound, so only the checkpointer can copy the pages back.
+        write_pages(&writer, WAKE_PAGES as usize + 500);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while db_pages(&path) < 1_000 {
+        while db_pages(&path) < WAKE_PAGES as u64 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "main file still {} pages 30 s after a 1,500-page commit",
-                db_pages(&path)
+                "main file still {} pages 30 s after a {}-page commit",
+                db_pages(&path),
+                WAKE_PAGES + 500
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }

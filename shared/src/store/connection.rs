@@ -35,7 +35,7 @@ pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // Checkpoint the WAL inline only at ~40 MiB instead of every 4 MiB:
     // each checkpoint costs an fsync of the main file. The store's writer
     // replaces this with its WAL hook and a checkpointer thread
-    // (checkpoint.rs), which copies pages back from 4 MiB on while the
+    // (checkpoint.rs), which copies pages back from 20 MiB on while the
     // writer goes on; the same bound stays as the writer's backstop.
     conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
     // Sorts and temporary indexes in memory: they are small and short-lived.
