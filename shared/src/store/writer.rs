@@ -669,10 +669,14 @@ impl Ctx<'_> {
         let mut out = ApplyOutcome::default();
         let now = now_ms();
         for (q, sealed) in inc.quarantine.iter().zip(sealed_quarantine) {
-            conn.prepare_cached(
-                "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-            )?
-            .execute(params![inc.from.as_str(), q.event_id, sealed, q.reason, now])?;
+            insert_quarantine(
+                conn,
+                &inc.from,
+                q.event_id.as_deref(),
+                sealed,
+                &q.reason,
+                now,
+            )?;
             out.quarantined += 1;
         }
         audit::append(
@@ -798,10 +802,8 @@ impl Ctx<'_> {
     ) -> Result<(), StoreError> {
         tracing::warn!(from = %from, event = %event.id, %reason, "quarantined a received event");
         let sealed = self.key.seal(QUARANTINE_AAD, &encode_event(event));
-        conn.prepare_cached(
-            "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
-        )?
-        .execute(params![from.as_str(), event.id.to_string(), sealed, reason, now])?;
+        let id = event.id.to_string();
+        insert_quarantine(conn, from, Some(&id), &sealed, reason, now)?;
         audit::append(
             conn,
             &[AuditEntry {
@@ -850,6 +852,22 @@ impl Ctx<'_> {
         }
         Ok(Some(seq))
     }
+}
+
+/// Stores a refused record, already sealed with `QUARANTINE_AAD`.
+fn insert_quarantine(
+    conn: &Connection,
+    from: &SiteCode,
+    event_id: Option<&str>,
+    sealed: &[u8],
+    reason: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    conn.prepare_cached(
+        "INSERT INTO quarantine (received_from, event_id, payload, reason, recorded_at_ms, sealed) VALUES (?1, ?2, ?3, ?4, ?5, 1)",
+    )?
+    .execute(params![from.as_str(), event_id, sealed, reason, now])?;
+    Ok(())
 }
 
 fn event_exists(conn: &Connection, id: EventId) -> Result<bool, StoreError> {
