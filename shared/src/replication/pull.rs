@@ -6,7 +6,6 @@
 //! (a parent bug or a forged stream), is quarantined like a pushed one; it
 //! never blocks the records behind it.
 
-
 use super::client::SyncError;
 use super::codec;
 use crate::domain::{Seq, SiteCode};
