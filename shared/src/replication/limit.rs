@@ -46,13 +46,10 @@ impl RateLimit {
     /// hour with bursts of 3. A child renews once per certificate lifetime
     /// (30 days), so even a few retries after a lost answer fit; a child
     /// renewing in a loop makes the parent sign 3 certificates an hour.
-    pub const RENEWAL: RateLimit = RateLimit {
-        per_second: 3.0 / 3600.0,
-        burst: 3,
-    };
+    pub const RENEWAL: RateLimit = RateLimit::per_hour(3.0, 3);
 
     /// `per_hour` tokens an hour, bursts of `burst`.
-    pub fn per_hour(per_hour: f64, burst: u32) -> RateLimit {
+    pub const fn per_hour(per_hour: f64, burst: u32) -> RateLimit {
         RateLimit {
             per_second: per_hour / 3600.0,
             burst,
@@ -247,7 +244,7 @@ mod tests {
             "{}",
             slow.message()
         );
-        assert_eq!(RateLimit::per_hour(3.0, 3), RateLimit::RENEWAL);
+        assert_eq!(RateLimit::per_hour(7.2, 1).per_second, 0.002);
     }
 
     #[test]

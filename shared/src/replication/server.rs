@@ -658,8 +658,8 @@ pub async fn replay_quarantine(
             });
         let event = match event {
             Some(event) => {
-                let known = store.complaint_districts(vec![event.complaint_id]).await?;
-                scope::check_complaint_district(&event, known.get(&event.complaint_id))
+                let known = store.complaint_district(event.complaint_id).await?;
+                scope::check_complaint_district(&event, known.as_ref())
                     .is_ok()
                     .then_some(event)
             }

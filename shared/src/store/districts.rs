@@ -3,38 +3,30 @@
 //! write events of complaints of its own district, so the parent compares
 //! that field with the district the complaint was created in.
 
-use std::collections::HashMap;
-
-use rusqlite::{Connection, OptionalExtension, params_from_iter};
+use rusqlite::{Connection, OptionalExtension};
 
 use super::{Store, StoreError};
 use crate::domain::{ComplaintId, SiteCode};
 
-/// Ids per query: well under SQLite's bound-parameter limit.
-const CHUNK: usize = 500;
-
 impl Store {
-    /// The district of each complaint in `ids` that this site holds (its
-    /// `Created` event has arrived); ids it does not know are left out.
+    /// The district of complaint `id` if this site holds it (its `Created`
+    /// event has arrived).
     ///
     /// # Errors
-    /// A read failed, or a stored district is not a site code (corruption).
-    pub async fn complaint_districts(
+    /// A read failed, or the stored district is not a site code (corruption).
+    pub async fn complaint_district(
         &self,
-        ids: Vec<ComplaintId>,
-    ) -> Result<HashMap<ComplaintId, SiteCode>, StoreError> {
-        if ids.is_empty() {
-            return Ok(HashMap::new());
-        }
+        id: ComplaintId,
+    ) -> Result<Option<SiteCode>, StoreError> {
         self.inner
             .readers
-            .run(move |conn| complaint_districts(conn, &ids))
+            .run(move |conn| complaint_district(conn, id))
             .await
     }
 }
 
 /// The district of complaint `id` if this site holds it: one primary-key
-/// lookup, for the writer's check inside its transaction.
+/// lookup (the writer's check runs it inside its transaction).
 pub(super) fn complaint_district(
     conn: &Connection,
     id: ComplaintId,
@@ -51,35 +43,4 @@ pub(super) fn complaint_district(
             })
         })
         .transpose()
-}
-
-fn complaint_districts(
-    conn: &Connection,
-    ids: &[ComplaintId],
-) -> Result<HashMap<ComplaintId, SiteCode>, StoreError> {
-    let mut out = HashMap::new();
-    for chunk in ids.chunks(CHUNK) {
-        let marks = vec!["?"; chunk.len()].join(",");
-        let sql = format!(
-            "SELECT complaint_id, district FROM complaints WHERE complaint_id IN ({marks})"
-        );
-        let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(
-            params_from_iter(chunk.iter().map(|id| id.0.as_bytes().to_vec())),
-            |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)),
-        )?;
-        for row in rows {
-            let (id, district) = row?;
-            let id = uuid::Uuid::from_slice(&id).map_err(|_| StoreError::Corrupt {
-                seq: 0,
-                reason: "complaints.complaint_id is not a UUID".into(),
-            })?;
-            let district = SiteCode::parse(&district).map_err(|_| StoreError::Corrupt {
-                seq: 0,
-                reason: format!("complaints.district {district:?} is not a site code"),
-            })?;
-            out.insert(ComplaintId(id), district);
-        }
-    }
-    Ok(out)
 }

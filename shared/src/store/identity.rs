@@ -488,20 +488,18 @@ pub(super) fn seal_plaintext(
     Ok(())
 }
 
-/// Rows appended to the audit log when records are quarantined.
+/// The audit row appended when a record from `from` is quarantined.
 pub(super) fn quarantine_audit(
     from: &SiteCode,
-    records: &[super::QuarantineRecord],
-) -> Vec<AuditEntry> {
-    records
-        .iter()
-        .map(|q| AuditEntry {
-            actor: format!("site:{from}"),
-            action: AuditAction::RefusedWrite,
-            subject: q.event_id.clone().unwrap_or_else(|| "-".into()),
-            detail: format!("quarantined: {}", q.reason),
-        })
-        .collect()
+    event_id: Option<&str>,
+    reason: &str,
+) -> AuditEntry {
+    AuditEntry {
+        actor: format!("site:{from}"),
+        action: AuditAction::RefusedWrite,
+        subject: event_id.unwrap_or("-").to_owned(),
+        detail: format!("quarantined: {reason}"),
+    }
 }
 
 /// Identity of a Created event being compared with its stored copy: the

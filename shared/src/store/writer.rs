@@ -30,6 +30,7 @@ use crate::crypto::SiteKey;
 use crate::domain::{ComplaintId, Event, EventBody, EventId, Seq, SiteCode, TrackingNumber};
 use crate::hlc::{DEFAULT_MAX_FORWARD, Hlc, HlcClock};
 use crate::lifecycle::{self, ComplaintState};
+use crate::replication::scope;
 
 /// Requests to the writer. Each carries the channel its answer goes back on.
 pub(super) enum Command {
@@ -681,7 +682,10 @@ impl Ctx<'_> {
         }
         audit::append(
             conn,
-            &identity::quarantine_audit(&inc.from, &inc.quarantine),
+            &inc.quarantine
+                .iter()
+                .map(|q| identity::quarantine_audit(&inc.from, q.event_id.as_deref(), &q.reason))
+                .collect::<Vec<_>>(),
             now,
         )?;
         // Complaints whose row must be refolded: (id, seq of its last new
@@ -704,13 +708,8 @@ impl Ctx<'_> {
                 Some(d) => Some((*d).clone()),
                 None => districts::complaint_district(conn, event.complaint_id)?,
             };
-            if let Some(actual) = known
-                && actual != event.district
-            {
-                let reason = format!(
-                    "complaint {} is of district {actual}, not {}",
-                    event.complaint_id, event.district
-                );
+            if let Err(refusal) = scope::check_complaint_district(event, known.as_ref()) {
+                let reason = refusal.to_string();
                 self.quarantine_event(conn, event, &inc.from, &reason, now)?;
                 out.quarantined += 1;
                 out.refused.push(RefusedEvent {
@@ -806,12 +805,7 @@ impl Ctx<'_> {
         insert_quarantine(conn, from, Some(&id), &sealed, reason, now)?;
         audit::append(
             conn,
-            &[AuditEntry {
-                actor: format!("site:{from}"),
-                action: AuditAction::RefusedWrite,
-                subject: event.id.to_string(),
-                detail: format!("quarantined: {reason}"),
-            }],
+            &[identity::quarantine_audit(from, Some(&id), reason)],
             now,
         )
     }
