@@ -52,17 +52,23 @@ pub async fn hello(
     site: &str,
 ) -> Result<v1::HelloResponse, tonic::Status> {
     client
-        .hello(v1::HelloRequest {
-            protocol_version: PROTOCOL_VERSION,
-            site: site.to_owned(),
-            role: v1::SiteRole::Node as i32,
-            compressions: vec![v1::Compression::None as i32],
-            wall_clock_ms: now_ms(),
-            head_seq: 0,
-            software: "lapor-tests raw client".to_owned(),
-        })
+        .hello(hello_request(site, PROTOCOL_VERSION))
         .await
         .map(tonic::Response::into_inner)
+}
+
+/// A district node's Hello as `site`, speaking `protocol_version`, with
+/// the wall clock of now.
+pub fn hello_request(site: &str, protocol_version: u32) -> v1::HelloRequest {
+    v1::HelloRequest {
+        protocol_version,
+        site: site.to_owned(),
+        role: v1::SiteRole::Node as i32,
+        compressions: vec![v1::Compression::None as i32],
+        wall_clock_ms: now_ms(),
+        head_seq: 0,
+        software: "lapor-tests raw client".to_owned(),
+    }
 }
 
 /// Pushes `events` as one uncompressed batch after `after` on `session_id`
@@ -126,7 +132,8 @@ pub fn comment(complaint_id: &str, origin: &str, district: &str, n: u16) -> v1::
     }
 }
 
-fn now_ms() -> i64 {
+/// Unix time in ms, as peers exchange it.
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))

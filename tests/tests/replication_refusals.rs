@@ -15,6 +15,7 @@ use lapor_shared::replication::PROTOCOL_VERSION;
 use lapor_shared::replication::codec::{compress, frame_events};
 use lapor_shared::replication::server::ServerLimits;
 use lapor_tests::Binary;
+use lapor_tests::raw::{hello_request, now_ms};
 use lapor_tests::site::{SiteProcess, hub_child, init_hub, run_command};
 use prost::Message as _;
 use rand::SeedableRng as _;
@@ -73,25 +74,6 @@ impl Province {
     }
 }
 
-fn hello_request(site: &str, protocol_version: u32) -> v1::HelloRequest {
-    v1::HelloRequest {
-        protocol_version,
-        site: site.to_owned(),
-        role: v1::SiteRole::Node as i32,
-        compressions: vec![v1::Compression::Zstd as i32],
-        wall_clock_ms: chrono_now_ms(),
-        head_seq: 0,
-        software: "replication_refusals test".to_owned(),
-    }
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// A Created event for a new complaint of `district`, written at [`CHILD`]
 /// (the origin a node may send), as a node would have stored it.
 fn created(district: &str, n: u64) -> v1::Event {
@@ -103,7 +85,7 @@ fn created(district: &str, n: u64) -> v1::Event {
         complaint_id: uuid::Uuid::now_v7().to_string(),
         origin_site: CHILD.to_owned(),
         // HLC: Unix ms in the high 48 bits, logical counter below.
-        hlc: ((chrono_now_ms() as u64) << 16) + n,
+        hlc: ((now_ms() as u64) << 16) + n,
         actor: "petugas.loket".to_owned(),
         district_code: district.to_owned(),
         body: Some(v1::EventBody {
