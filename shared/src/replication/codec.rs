@@ -9,6 +9,7 @@
 //! assembled by framing those bytes as field 1 — no decode/re-encode on the
 //! sending side.
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
 
 use prost::Message as _;
@@ -63,10 +64,56 @@ pub fn frame_events<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
 /// with their databases. The bytes are still far under half the JSON size.
 const ZSTD_LEVEL: i32 = 1;
 
+/// Largest ratio of a frame's stated size to its compressed size that is
+/// inflated in one allocation of the stated size. Complaint batches run at
+/// about 4:1; a frame claiming more is inflated by the streaming path, which
+/// grows its buffer only as the bytes really come, so a small payload that
+/// merely claims a large size cannot make us allocate it.
+const MAX_TRUSTED_RATIO: usize = 64;
+
+thread_local! {
+    // zstd contexts are costly to set up (tables of a few hundred KiB each);
+    // each runtime thread keeps one of each and reuses it batch after batch.
+    static ZSTD_COMPRESSOR: RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { RefCell::new(None) };
+    static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { RefCell::new(None) };
+}
+
+fn zstd_compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    ZSTD_COMPRESSOR.with_borrow_mut(|slot| {
+        let compressor = match slot {
+            Some(c) => c,
+            None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
+        };
+        compressor.compress(raw)
+    })
+}
+
+/// Inflates a zstd payload whose frames all state their size, in one
+/// allocation of exactly that size; `None` when the streaming path must
+/// do it (a size not stated, or not believable).
+fn zstd_decompress_sized(payload: &[u8]) -> Option<Result<Vec<u8>, CodecError>> {
+    let size = zstd::bulk::Decompressor::upper_bound(payload)?;
+    if size > MAX_INFLATED_BYTES {
+        return Some(Err(CodecError::TooLarge));
+    }
+    if size > payload.len().saturating_mul(MAX_TRUSTED_RATIO) {
+        return None;
+    }
+    Some(ZSTD_DECOMPRESSOR.with_borrow_mut(|slot| {
+        let decompressor = match slot {
+            Some(d) => d,
+            None => slot.insert(zstd::bulk::Decompressor::new()?),
+        };
+        Ok(decompressor.decompress(payload, size)?)
+    }))
+}
+
 pub fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
     match codec {
         Compression::Unspecified | Compression::None => Ok(raw.to_vec()),
-        Compression::Zstd => Ok(zstd::bulk::compress(raw, ZSTD_LEVEL)?),
+        Compression::Zstd => Ok(zstd_compress(raw)?),
         Compression::Gzip => {
             let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             enc.write_all(raw)?;
@@ -81,7 +128,12 @@ pub fn decompress(codec: i32, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
         Compression::Unspecified | Compression::None => {
             return bounded(payload.len()).map(|_| payload.to_vec());
         }
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(payload)?),
+        Compression::Zstd => {
+            if let Some(inflated) = zstd_decompress_sized(payload) {
+                return inflated;
+            }
+            Box::new(zstd::stream::read::Decoder::new(payload)?)
+        }
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
     };
     let mut out = Vec::new();
@@ -224,6 +276,33 @@ mod tests {
             decompress(Compression::Zstd as i32, &bomb),
             Err(CodecError::TooLarge)
         ));
+    }
+
+    #[test]
+    fn zstd_frames_with_and_without_a_stated_size_inflate_alike() {
+        let raw = frame_events(sample().iter().map(Vec::as_slice));
+        // Ours state their size and take the one-allocation path; the
+        // thread's reused contexts give the same bytes every time.
+        let sized = compress(Compression::Zstd, &raw).unwrap();
+        assert_eq!(sized, compress(Compression::Zstd, &raw).unwrap());
+        assert!(zstd_decompress_sized(&sized).is_some());
+        assert_eq!(decompress(Compression::Zstd as i32, &sized).unwrap(), raw);
+        // Another implementation's streaming encoder may state no size.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.include_contentsize(false).unwrap();
+        enc.write_all(&raw).unwrap();
+        let unsized_frame = enc.finish().unwrap();
+        assert!(zstd_decompress_sized(&unsized_frame).is_none());
+        assert_eq!(
+            decompress(Compression::Zstd as i32, &unsized_frame).unwrap(),
+            raw
+        );
+        // A frame stating a size far beyond its own bytes (here 8 MiB of
+        // zeros, honestly) is inflated as it streams, not allocated up front.
+        let zeros = vec![0u8; 8 << 20];
+        let claim = compress(Compression::Zstd, &zeros).unwrap();
+        assert!(zstd_decompress_sized(&claim).is_none());
+        assert_eq!(decompress(Compression::Zstd as i32, &claim).unwrap(), zeros);
     }
 
     #[test]
