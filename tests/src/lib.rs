@@ -12,6 +12,7 @@
 //! - [`local`]: the demo federation (national, Aceh, three districts) set
 //!   up with the operator commands, mutual TLS by default;
 //!   [`capture`]: a loopback proxy recording what crosses a link.
+//! - [`cpu`]: CPU time per thread kind, for the benchmarks.
 //! - [`raw`]: a raw Replication client speaking Hello and Push with a
 //!   site's bundle, for the trust tests.
 //! - `src/bin/`: the demo and the benchmarks.
@@ -22,6 +23,7 @@
 //! sleep.
 
 pub mod capture;
+pub mod cpu;
 pub mod local;
 pub mod raw;
 pub mod sample;

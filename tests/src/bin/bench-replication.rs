@@ -30,6 +30,7 @@ use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
 use lapor_shared::tls::link::InsecureLoopback;
+use lapor_tests::cpu::{self, CpuSnapshot};
 use lapor_tests::sample;
 
 #[derive(Parser)]
@@ -234,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
     let wire = Arc::new(AtomicU64::new(0));
     let proxy = counting_proxy(province_addr, wire.clone(), &tracker, &token).await?;
     let push_token = token.child_token();
+    let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
     spawn_push_loop(
         node.clone(),
@@ -243,6 +245,7 @@ async fn main() -> anyhow::Result<()> {
     );
     wait_for(&province, "11.13", head).await?;
     let one_hop_s = started.elapsed().as_secs_f64();
+    let one_hop_cpu = CpuSnapshot::now().per_item_us(&cpu_before, args.complaints);
     push_token.cancel();
 
     // Two hops: node -> province B -> national, both durable, concurrently.
@@ -250,6 +253,7 @@ async fn main() -> anyhow::Result<()> {
     let national_addr = serve_hub(national.clone(), &tracker, &token).await?;
     let province_b = open(dir.path(), "province-b.db", "11")?;
     let province_b_addr = serve_hub(province_b.clone(), &tracker, &token).await?;
+    let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
     spawn_push_loop(
         province_b.clone(),
@@ -267,6 +271,7 @@ async fn main() -> anyhow::Result<()> {
     let province_b_head = *province_b.watch_head().borrow();
     wait_for(&national, "11", province_b_head).await?;
     let two_hop_s = started.elapsed().as_secs_f64();
+    let two_hop_cpu = CpuSnapshot::now().per_item_us(&cpu_before, args.complaints);
 
     // Naive baseline: one unary Submit per complaint, sequential, so each is
     // its own transaction with its own fsync.
@@ -327,6 +332,10 @@ async fn main() -> anyhow::Result<()> {
         proto_bytes as f64 / n,
         one_hop / naive
     );
+    // Wall time on a shared or virtual machine swings by ±10 % run to run;
+    // CPU per complaint is the steadier figure for comparing two builds.
+    eprintln!("one hop: {} per complaint", cpu::describe(&one_hop_cpu));
+    eprintln!("two hops: {} per complaint", cpu::describe(&two_hop_cpu));
     // The goals (80k and 40k/s) assume ~130k/s raw; scaled to this machine:
     eprintln!(
         "raw single-table inserts {raw:.0}/s: one hop {:.2}x raw (goal 80k/130k = 0.62x), two hops {:.2}x raw (goal 0.31x); goals scaled to this machine: {:.0}/s and {:.0}/s",
@@ -346,6 +355,8 @@ async fn main() -> anyhow::Result<()> {
             "wire_bytes_per_complaint": wire_per.round(),
             "json_bytes_per_complaint": (json_total as f64 / n).round(),
             "raw_single_table_per_s": raw.round(),
+            "one_hop_cpu_us_per_complaint": (one_hop_cpu.first().map_or(0.0, |p| p.1) * 10.0).round() / 10.0,
+            "two_hop_cpu_us_per_complaint": (two_hop_cpu.first().map_or(0.0, |p| p.1) * 10.0).round() / 10.0,
         })
     );
     Ok(())
