@@ -234,6 +234,7 @@ async fn run(ops: Vec<Op>) {
                         quarantine: vec![],
                         cursor: None,
                         source_seqs: vec![],
+                        requires: None,
                     })
                     .await
                     .unwrap();
@@ -259,6 +260,7 @@ async fn run(ops: Vec<Op>) {
                         quarantine: vec![],
                         cursor: None,
                         source_seqs: vec![],
+                        requires: None,
                     })
                     .await
                     .unwrap();

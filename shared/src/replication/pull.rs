@@ -66,6 +66,7 @@ pub(super) async fn apply_pull_batch(
             quarantine,
             cursor: Some(cursor),
             source_seqs: vec![],
+            requires: None,
         })
         .await?;
     record_receipts(store, &batch.receipts).await?;

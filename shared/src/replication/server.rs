@@ -24,7 +24,7 @@
 //!   (two stages joined by a bounded channel), so one child's stream keeps
 //!   the disk busy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,8 +47,8 @@ use crate::proto::v1::{
     push_message, replication_server::Replication,
 };
 use crate::store::{
-    AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, QuarantineRecord,
-    Store,
+    AppliedLater, AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate,
+    QuarantineRecord, Store,
 };
 use crate::tls::link::{PeerAuth, peer_auth};
 use crate::tls::peer::Subject;
@@ -246,7 +246,10 @@ fn unauthenticated() -> Status {
 
 pub(super) fn store_status(e: crate::store::StoreError) -> Status {
     tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failed during replication");
-    if e.is_retriable() {
+    if let crate::store::StoreError::Gap { .. } = &e {
+        // The batch before this one failed (and said why); resume from Hello.
+        Status::aborted(e.to_string())
+    } else if e.is_retriable() {
         Status::unavailable("storage busy, retry")
     } else {
         Status::internal("storage failure")
@@ -566,70 +569,128 @@ impl PushReader {
                 quarantine,
                 cursor: Some(cursor),
                 source_seqs,
+                requires: Some(Seq(batch.after_seq)),
             },
             rejections,
         }
     }
 }
 
-/// Commits prepared batches in order and acks each after its commit.
+/// Batches of one push stream handed to the writer and not yet answered.
+/// The writer applies them in the order queued, several in one group commit
+/// when they are there together, so it goes on with the next batch while
+/// the one before is being fsynced. Each batch requires the one before it
+/// to have committed (`Incoming::requires`, checked in the transaction), so
+/// a batch that fails can never leave a gap behind a later one.
+const APPLY_DEPTH: usize = 4;
+
+/// An ack owed to the child, in stream order.
+enum Owed {
+    Applying {
+        batch_no: u64,
+        through: u64,
+        rejections: Vec<v1::RecordRejection>,
+        outcome: AppliedLater,
+    },
+    Ready(Result<PushAck, Status>),
+}
+
+/// Waits for the ack owed first. Cancel-safe: an unfinished apply stays
+/// queued and its answer is kept for the next call.
+async fn first_owed(owed: &mut VecDeque<Owed>) -> Result<PushAck, Status> {
+    match owed.front_mut() {
+        Some(Owed::Ready(answer)) => std::mem::replace(answer, Err(Status::internal("taken"))),
+        Some(Owed::Applying {
+            batch_no,
+            through,
+            rejections,
+            outcome,
+        }) => match outcome.await {
+            Ok(o) => {
+                // The store's own refusals: events naming another district
+                // than their complaint's (checked inside its transaction).
+                let mut rejections = std::mem::take(rejections);
+                rejections.extend(o.refused.into_iter().map(|r| v1::RecordRejection {
+                    event_id: r.event_id.to_string(),
+                    code: tonic::Code::PermissionDenied as i32,
+                    reason: r.reason,
+                }));
+                Ok(PushAck {
+                    batch_no: *batch_no,
+                    through_seq: *through,
+                    accepted: o.accepted,
+                    duplicates: o.duplicates + o.conflicts,
+                    quarantined: o.quarantined,
+                    rejections,
+                })
+            }
+            Err(e) => Err(store_status(e)),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Commits prepared batches in order, up to [`APPLY_DEPTH`] queued at the
+/// writer at once, and acks each after its commit, in order. The first
+/// failure ends the stream; nothing after it is acked.
 async fn apply_batches(
     store: Store,
     child: SiteCode,
     mut work: mpsc::Receiver<Work>,
     acks: mpsc::Sender<Result<PushAck, Status>>,
 ) {
-    while let Some(item) = work.recv().await {
-        let ack = match item {
-            Work::Fail(status) => {
-                tracing::info!(child = %child, %status, "refused a push stream");
-                let _ = acks.send(Err(status)).await;
-                return;
-            }
-            Work::AlreadyHeld { batch_no, through } => PushAck {
-                batch_no,
-                through_seq: through.0,
-                ..Default::default()
-            },
-            Work::Apply {
-                batch_no,
-                incoming,
-                rejections,
-            } => {
-                let through = incoming
-                    .cursor
-                    .as_ref()
-                    .map(|c| c.seq.0)
-                    .unwrap_or_default();
-                match store.apply_remote(incoming).await {
-                    Ok(o) => {
-                        // The store's own refusals: events naming another
-                        // district than their complaint's (checked inside
-                        // its transaction).
-                        let mut rejections = rejections;
-                        rejections.extend(o.refused.into_iter().map(|r| v1::RecordRejection {
-                            event_id: r.event_id.to_string(),
-                            code: tonic::Code::PermissionDenied as i32,
-                            reason: r.reason,
-                        }));
-                        PushAck {
-                            batch_no,
-                            through_seq: through,
-                            accepted: o.accepted,
-                            duplicates: o.duplicates + o.conflicts,
-                            quarantined: o.quarantined,
-                            rejections,
-                        }
-                    }
-                    Err(e) => {
-                        let _ = acks.send(Err(store_status(e))).await;
-                        return;
-                    }
+    let mut owed: VecDeque<Owed> = VecDeque::new();
+    let mut open = true;
+    while open || !owed.is_empty() {
+        tokio::select! {
+            biased;
+            answer = first_owed(&mut owed), if !owed.is_empty() => {
+                owed.pop_front();
+                let failed = answer.is_err();
+                if let Err(status) = &answer {
+                    tracing::info!(child = %child, %status, "ended a push stream");
+                }
+                if acks.send(answer).await.is_err() || failed {
+                    return;
                 }
             }
-        };
-        if acks.send(Ok(ack)).await.is_err() {
-            return;
+            item = work.recv(), if open && owed.len() < APPLY_DEPTH => {
+                let Some(item) = item else {
+                    open = false;
+                    continue;
+                };
+                owed.push_back(match item {
+                    // Stops taking work; the acks owed before it go first.
+                    Work::Fail(status) => {
+                        open = false;
+                        Owed::Ready(Err(status))
+                    }
+                    Work::AlreadyHeld { batch_no, through } => Owed::Ready(Ok(PushAck {
+                        batch_no,
+                        through_seq: through.0,
+                        ..Default::default()
+                    })),
+                    Work::Apply {
+                        batch_no,
+                        incoming,
+                        rejections,
+                    } => {
+                        let through = incoming.cursor.as_ref().map(|c| c.seq.0).unwrap_or_default();
+                        match store.queue_apply_remote(incoming).await {
+                            Ok(outcome) => Owed::Applying {
+                                batch_no,
+                                through,
+                                rejections,
+                                outcome,
+                            },
+                            Err(e) => {
+                                open = false;
+                                Owed::Ready(Err(store_status(e)))
+                            }
+                        }
+                    }
+                });
+            }
         }
     }
 }
@@ -674,6 +735,7 @@ pub async fn replay_quarantine(
                         quarantine: vec![],
                         cursor: None,
                         source_seqs: vec![],
+                        requires: None,
                     })
                     .await?;
                 store.mark_replayed(vec![entry.id]).await?;

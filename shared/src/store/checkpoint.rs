@@ -23,20 +23,40 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
-use super::connection::open_writer;
+use super::connection::{open_writer, wal_autocheckpoint_pages};
 
-/// WAL size (pages) at which the checkpointer is woken, ~20 MiB: half the
-/// inline bound, so each WAL cycle costs two or three checkpoints instead of
-/// one every 4 MiB (SQLite's default), which would copy the pages every
-/// commit touches (index right edges, interior pages) back again each time.
-const WAKE_PAGES: c_int = 5_000;
-/// WAL size (pages) at which the writer checkpoints itself, ~40 MiB. Each
-/// inline checkpoint costs an fsync of the main file on the writer thread.
-const INLINE_PAGES: c_int = 10_000;
+/// WAL size at which the checkpointer is woken: half the inline bound
+/// ([`INLINE_WAL_BYTES`]), so each WAL cycle costs two or three checkpoints
+/// instead of one every 4 MiB (SQLite's default), which would copy the
+/// pages every commit touches (index right edges, interior pages) back
+/// again each time.
+const WAKE_WAL_BYTES: i64 = 20 << 20;
+
+/// The WAL bounds in pages of this database (SQLite counts pages; a
+/// database keeps the page size it was created with).
+#[derive(Debug, Clone, Copy)]
+struct Bounds {
+    wake: c_int,
+    inline: c_int,
+}
+
+impl Bounds {
+    fn of(conn: &Connection) -> Bounds {
+        let page_size = conn
+            .pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))
+            .unwrap_or(4096)
+            .max(512);
+        Bounds {
+            wake: (WAKE_WAL_BYTES / page_size) as c_int,
+            inline: wal_autocheckpoint_pages(page_size),
+        }
+    }
+}
 
 /// The checkpointer thread of one store. Stopped by [`Checkpointer::stop`].
 pub(super) struct Checkpointer {
     thread: std::thread::JoinHandle<()>,
+    bounds: Bounds,
 }
 
 impl Checkpointer {
@@ -65,13 +85,14 @@ impl Checkpointer {
                 return None;
             }
         };
-        if let Err(error) = writer.wal_hook(Some(hook(wake_tx))) {
+        let bounds = Bounds::of(writer);
+        if let Err(error) = writer.wal_hook(Some(hook(wake_tx, bounds))) {
             // The sender went with the failed hook, so the thread ends.
             tracing::warn!(%error, "cannot install the WAL hook; the writer checkpoints inline");
             let _ = thread.join();
             return None;
         }
-        Some(Checkpointer { thread })
+        Some(Checkpointer { thread, bounds })
     }
 
     /// Removes the hook (dropping the thread's only wake sender), restores
@@ -83,7 +104,7 @@ impl Checkpointer {
         {
             tracing::warn!(%error, "cannot remove the WAL hook");
         }
-        if let Err(error) = writer.pragma_update(None, "wal_autocheckpoint", INLINE_PAGES) {
+        if let Err(error) = writer.pragma_update(None, "wal_autocheckpoint", self.bounds.inline) {
             tracing::warn!(%error, "cannot restore wal_autocheckpoint");
         }
         if self.thread.join().is_err() {
@@ -95,16 +116,17 @@ impl Checkpointer {
 /// The writer's WAL hook: called after each commit with the WAL's size.
 fn hook(
     wake: SyncSender<()>,
+    bounds: Bounds,
 ) -> impl FnMut(&mut rusqlite::hooks::Wal, c_int) -> rusqlite::Result<()> + Send + 'static {
     move |wal, pages| {
-        if pages >= INLINE_PAGES {
+        if pages >= bounds.inline {
             // An error here would make the commit that already happened
             // report failure; SQLite's own automatic checkpoint ignores it
             // too, and the next commit tries again.
             if let Err(error) = wal.checkpoint_v2(CheckpointMode::PASSIVE) {
                 tracing::warn!(%error, pages, "inline WAL checkpoint failed");
             }
-        } else if pages >= WAKE_PAGES {
+        } else if pages >= bounds.wake {
             // Full: a wake-up is already pending and covers this one.
             // Disconnected: the thread died (it otherwise ends only once
             // the hook is gone); the inline bound above still holds.
@@ -130,19 +152,26 @@ fn run(conn: &Connection, wake: &Receiver<()>) {
 mod tests {
     use super::*;
 
-    const PAGE: u64 = 4096;
+    fn page_size(conn: &Connection) -> usize {
+        conn.pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))
+            .expect("page_size") as usize
+    }
 
-    fn write_pages(conn: &Connection, rows: usize) {
+    /// Commits about `pages` pages: one row per page.
+    fn write_pages(conn: &Connection, pages: usize) {
+        let row = page_size(conn) * 3 / 4;
         let tx = conn.unchecked_transaction().expect("begin");
-        for i in 0..rows {
-            tx.execute("INSERT INTO t (v) VALUES (?1)", [vec![i as u8; 3000]])
+        for i in 0..pages {
+            tx.execute("INSERT INTO t (v) VALUES (?1)", [vec![i as u8; row]])
                 .expect("insert");
         }
         tx.commit().expect("commit");
     }
 
-    fn db_pages(path: &Path) -> u64 {
-        std::fs::metadata(path).map(|m| m.len() / PAGE).unwrap_or(0)
+    fn db_pages(path: &Path, conn: &Connection) -> u64 {
+        std::fs::metadata(path)
+            .map(|m| m.len() / page_size(conn) as u64)
+            .unwrap_or(0)
     }
 
     /// In WAL mode the main file grows only when a checkpoint copies pages
@@ -161,16 +190,17 @@ mod tests {
     fn the_checkpointer_copies_the_wal_back_while_the_writer_does_not() {
         let (_dir, path, mut writer) = setup();
         let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
+        let bounds = checkpointer.bounds;
         // One commit past the wake-up size, short of the writer's inline
         // bound, so only the checkpointer can copy the pages back.
-        write_pages(&writer, WAKE_PAGES as usize + 500);
+        write_pages(&writer, bounds.wake as usize + 500);
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while db_pages(&path) < WAKE_PAGES as u64 {
+        while db_pages(&path, &writer) < bounds.wake as u64 {
             assert!(
                 std::time::Instant::now() < deadline,
                 "main file still {} pages 30 s after a {}-page commit",
-                db_pages(&path),
-                WAKE_PAGES + 500
+                db_pages(&path, &writer),
+                bounds.wake + 500
             );
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
@@ -186,9 +216,9 @@ mod tests {
         // would have finished by now.
         checkpointer.stop(&mut writer);
         assert!(
-            db_pages(&path) < 100,
+            db_pages(&path, &writer) < 100,
             "main file grew to {} pages",
-            db_pages(&path)
+            db_pages(&path, &writer)
         );
     }
 
@@ -196,13 +226,32 @@ mod tests {
     fn after_stop_the_writer_checkpoints_inline_again() {
         let (_dir, path, mut writer) = setup();
         let checkpointer = Checkpointer::start(&path, &mut writer).expect("start");
+        let bounds = checkpointer.bounds;
         checkpointer.stop(&mut writer);
         // Past wal_autocheckpoint: SQLite copies back inside the commit.
-        write_pages(&writer, (INLINE_PAGES as usize) + 500);
+        write_pages(&writer, (bounds.inline as usize) + 500);
         assert!(
-            db_pages(&path) >= INLINE_PAGES as u64,
+            db_pages(&path, &writer) >= bounds.inline as u64,
             "main file {} pages",
-            db_pages(&path)
+            db_pages(&path, &writer)
         );
+    }
+}
+
+#[cfg(test)]
+mod bounds_tests {
+    use super::super::connection::INLINE_WAL_BYTES;
+    use super::*;
+
+    #[test]
+    fn the_wal_bounds_are_the_same_bytes_whatever_the_page_size() {
+        for (page_size, wake, inline) in [(4096, 5_120, 10_240), (8192, 2_560, 5_120)] {
+            let conn = Connection::open_in_memory().expect("open");
+            conn.pragma_update(None, "page_size", page_size)
+                .expect("page_size");
+            let b = Bounds::of(&conn);
+            assert_eq!((b.wake, b.inline), (wake, inline), "page size {page_size}");
+            assert_eq!(i64::from(b.inline) * page_size, INLINE_WAL_BYTES);
+        }
     }
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::crypto::{KeyError, SealError};
-use crate::domain::{EventId, SiteCode};
+use crate::domain::{EventId, Seq, SiteCode};
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,15 @@ pub enum StoreError {
         path: PathBuf,
         #[source]
         source: rusqlite::Error,
+    },
+    /// A batch from `peer` continues from seq `from`, but only `held` of
+    /// its log is stored here: the batch before it was not committed, and
+    /// storing this one would leave a gap. The sender resumes from `held`.
+    #[error("batch from {peer} continues from seq {from} but only seq {held} is held")]
+    Gap {
+        peer: SiteCode,
+        from: Seq,
+        held: Seq,
     },
     /// A blocking task could not be run (runtime shutting down).
     #[error("run blocking store task")]

@@ -223,6 +223,29 @@ pub struct Incoming {
     /// Refused records; each also gets a `refused_write` audit row.
     pub quarantine: Vec<QuarantineRecord>,
     pub cursor: Option<CursorUpdate>,
+    /// The seq of the sender's log this batch continues from: it is applied
+    /// only if `cursor`'s stored value has reached it, i.e. the batch before
+    /// it committed. A caller that queues several batches before their
+    /// answers ([`Store::queue_apply_remote`]) sets it, so a batch that
+    /// failed can never leave a gap behind a later one that committed.
+    pub requires: Option<Seq>,
+}
+
+/// The answer to a batch queued with [`Store::queue_apply_remote`].
+#[derive(Debug)]
+pub struct AppliedLater(oneshot::Receiver<Result<ApplyOutcome, StoreError>>);
+
+impl std::future::Future for AppliedLater {
+    type Output = Result<ApplyOutcome, StoreError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or(Err(StoreError::Closed)))
+    }
 }
 
 /// What [`Store::apply_remote`] did with each event.
@@ -511,6 +534,15 @@ impl Store {
     /// Stores events received from a peer, the quarantined records and the
     /// peer's cursor in one transaction.
     pub async fn apply_remote(&self, incoming: Incoming) -> Result<ApplyOutcome, StoreError> {
+        self.queue_apply_remote(incoming).await?.await
+    }
+
+    /// Queues `incoming` for the writer and returns once it is queued; the
+    /// returned future resolves when it is committed (or refused). Batches
+    /// one caller queues one after another are applied in that order, and
+    /// several may share one group commit: a push stream keeps the writer
+    /// busy through the fsync of the batch before instead of waiting for it.
+    pub async fn queue_apply_remote(&self, incoming: Incoming) -> Result<AppliedLater, StoreError> {
         // Encoding and sealing run here, beside the writer, not on its thread.
         let key = &self.inner.key;
         let stored = incoming
@@ -523,8 +555,13 @@ impl Store {
             .iter()
             .map(|q| key.seal(identity::QUARANTINE_AAD, &q.payload))
             .collect();
-        self.call(|reply| writer::Command::ApplyRemote(incoming, stored, sealed, reply))
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .writer
+            .send(writer::Command::ApplyRemote(incoming, stored, sealed, tx))
             .await
+            .map_err(|_| StoreError::Closed)?;
+        Ok(AppliedLater(rx))
     }
 
     /// Opens the reporter identity of each complaint in `keys` that has

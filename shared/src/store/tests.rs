@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use rusqlite::Connection;
 use tempfile::TempDir;
 
+use super::connection::PAGE_SIZE;
 use super::migrations::migrate_to;
 use super::*;
 use crate::domain::{Channel, Classification, Location, Privacy, RegionCode, Reporter};
@@ -186,6 +187,7 @@ async fn the_same_event_twice_is_a_duplicate_and_other_content_is_recorded_as_a_
         quarantine: vec![],
         cursor: None,
         source_seqs: vec![],
+        requires: None,
     };
     let first = store.apply_remote(inc(vec![e.clone()])).await.unwrap();
     assert_eq!(first.accepted, 1);
@@ -214,6 +216,7 @@ async fn an_event_naming_another_district_than_its_complaints_is_quarantined_in_
         quarantine: vec![],
         cursor: None,
         source_seqs: vec![],
+        requires: None,
     };
     let comment = |complaint: ComplaintId, district: &str| Event {
         id: EventId::new_v7(),
@@ -285,6 +288,7 @@ async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
             quarantine: vec![],
             cursor: Some(cursor),
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();
@@ -309,6 +313,86 @@ async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
     );
 }
 
+/// A pushed batch from 11.13 of one new complaint, continuing from
+/// `after` through `through`.
+fn pushed_batch(after: u64, through: u64) -> Incoming {
+    let from = site("11.13");
+    let mut e = remote_event("11.13", ComplaintId::new_v7(), through << 20);
+    if let EventBody::Created {
+        tracking_number, ..
+    } = &mut e.body
+    {
+        *tracking_number = TrackingNumber(format!("1113-ABC-{through:06}"));
+    }
+    Incoming {
+        from: from.clone(),
+        events: vec![e],
+        quarantine: vec![],
+        cursor: Some(CursorUpdate {
+            peer: from,
+            kind: CursorKind::PushIn,
+            seq: Seq(through),
+        }),
+        source_seqs: vec![through],
+        requires: Some(Seq(after)),
+    }
+}
+
+#[tokio::test]
+async fn a_batch_continuing_past_what_is_held_is_refused_and_stores_nothing() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(&dir, "11")).unwrap();
+    // Seqs 1..=5 never committed here; a batch after them must not land.
+    match store.apply_remote(pushed_batch(5, 9)).await {
+        Err(StoreError::Gap { peer, from, held }) => {
+            assert_eq!((peer, from, held), (site("11.13"), Seq(5), Seq(0)));
+        }
+        other => panic!("expected a gap, got {other:?}"),
+    }
+    assert_eq!(store.stats().await.unwrap().complaints, 0);
+    assert_eq!(
+        store
+            .cursor(site("11.13"), CursorKind::PushIn)
+            .await
+            .unwrap(),
+        Seq(0)
+    );
+}
+
+#[tokio::test]
+async fn batches_queued_back_to_back_commit_in_order_and_a_failed_one_stops_the_rest() {
+    let dir = TempDir::new().unwrap();
+    let store = Store::open(config(&dir, "11")).unwrap();
+    // Queued before any answer: each finds the one before it committed.
+    let first = store.queue_apply_remote(pushed_batch(0, 5)).await.unwrap();
+    let second = store.queue_apply_remote(pushed_batch(5, 9)).await.unwrap();
+    assert_eq!(first.await.unwrap().accepted, 1);
+    assert_eq!(second.await.unwrap().accepted, 1);
+    // A batch whose predecessor is missing (here: never sent) is refused,
+    // and so is the one queued behind it, though it is fine by itself.
+    let gap = store
+        .queue_apply_remote(pushed_batch(12, 15))
+        .await
+        .unwrap();
+    let behind = store
+        .queue_apply_remote(pushed_batch(15, 20))
+        .await
+        .unwrap();
+    assert!(matches!(gap.await, Err(StoreError::Gap { .. })));
+    assert!(matches!(
+        behind.await,
+        Err(StoreError::Gap { held: Seq(9), .. })
+    ));
+    assert_eq!(store.stats().await.unwrap().complaints, 2);
+    assert_eq!(
+        store
+            .cursor(site("11.13"), CursorKind::PushIn)
+            .await
+            .unwrap(),
+        Seq(9)
+    );
+}
+
 #[tokio::test]
 async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
     let dir = TempDir::new().unwrap();
@@ -322,6 +406,7 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();
@@ -332,6 +417,7 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();
@@ -377,6 +463,7 @@ async fn a_commit_wakes_the_watchers_of_its_district_and_province_not_of_other_d
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();
@@ -565,6 +652,7 @@ async fn national_acks_become_receipts_in_each_childs_own_numbering() {
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![7, 9],
+            requires: None,
         })
         .await
         .unwrap();
@@ -575,6 +663,7 @@ async fn national_acks_become_receipts_in_each_childs_own_numbering() {
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![4],
+            requires: None,
         })
         .await
         .unwrap();
@@ -703,6 +792,35 @@ async fn every_earlier_schema_version_migrates_to_the_current_one() {
 }
 
 #[tokio::test]
+async fn a_new_database_gets_8_kib_pages_and_an_older_one_keeps_its_own() {
+    let page_size = |path: &std::path::Path| -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .pragma_query_value(None, "page_size", |r| r.get(0))
+            .unwrap()
+    };
+    let fresh = TempDir::new().unwrap();
+    let store = Store::open(config(&fresh, "11.13")).unwrap();
+    store.submit(new_complaint("new")).await.unwrap();
+    store.close().await.unwrap();
+    assert_eq!(page_size(&fresh.path().join("site.db")), PAGE_SIZE);
+
+    // A database an earlier binary created, with its 4 KiB pages and WAL.
+    let old = TempDir::new().unwrap();
+    {
+        let mut conn = Connection::open(old.path().join("site.db")).unwrap();
+        conn.pragma_update(None, "page_size", 4096).unwrap();
+        conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+        migrate_to(&mut conn, 4).unwrap();
+    }
+    let store = Store::open(config(&old, "11.13")).unwrap();
+    store.submit(new_complaint("old")).await.unwrap();
+    assert_eq!(store.stats().await.unwrap().complaints, 1);
+    store.close().await.unwrap();
+    assert_eq!(page_size(&old.path().join("site.db")), 4096);
+}
+
+#[tokio::test]
 async fn a_future_dated_event_is_stored_and_later_local_events_still_order_after_it() {
     let dir = TempDir::new().unwrap();
     let store = Store::open(config(&dir, "11")).unwrap();
@@ -721,6 +839,7 @@ async fn a_future_dated_event_is_stored_and_later_local_events_still_order_after
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();
@@ -758,6 +877,7 @@ async fn a_future_dated_event_is_stored_and_later_local_events_still_order_after
             quarantine: vec![],
             cursor: None,
             source_seqs: vec![],
+            requires: None,
         })
         .await
         .unwrap();

@@ -20,7 +20,7 @@ use super::custody;
 use super::districts;
 use super::identity::{self, CONFLICT_AAD, QUARANTINE_AAD, StoredEvent};
 use super::migrations::migrate;
-use super::read::{decode_event, encode_event, now_ms};
+use super::read::{self, decode_event, encode_event, now_ms};
 use super::signals::RegionSignals;
 use super::{
     Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate,
@@ -667,6 +667,16 @@ impl Ctx<'_> {
         stored: &[StoredEvent],
         sealed_quarantine: &[Vec<u8>],
     ) -> Result<ApplyOutcome, StoreError> {
+        if let (Some(from), Some(cursor)) = (inc.requires, &inc.cursor) {
+            let held = read::cursor(conn, &cursor.peer, cursor.kind)?;
+            if held < from {
+                return Err(StoreError::Gap {
+                    peer: cursor.peer.clone(),
+                    from,
+                    held,
+                });
+            }
+        }
         let mut out = ApplyOutcome::default();
         let now = now_ms();
         for (q, sealed) in inc.quarantine.iter().zip(sealed_quarantine) {

@@ -112,6 +112,7 @@ fn incoming(from: &str, events: Vec<Event>) -> Incoming {
         from: site(from),
         events,
         source_seqs: vec![],
+        requires: None,
         quarantine: vec![],
         cursor: None,
     }
