@@ -35,6 +35,8 @@ pub use enums::{
 };
 pub use violations::{Violation, Violations};
 
+use std::fmt;
+
 use chrono::NaiveDate;
 
 use super::limits::{self, FieldError};
@@ -52,16 +54,79 @@ use crate::hlc::Hlc;
 use crate::lifecycle::ComplaintState;
 use crate::regions;
 
-fn path(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_owned()
-    } else {
-        format!("{prefix}.{field}")
+/// The path of a field, built only when a violation is recorded: valid
+/// messages (nearly all of them, on the replication hot path) allocate no
+/// path strings.
+///
+/// Displays as the names from the root joined with `.`; a parent that
+/// displays as nothing (an empty root) adds no `.`, so a child of
+/// `At::root("")` displays as just its own name, as callers' empty prefixes
+/// always have.
+#[derive(Debug, Clone, Copy)]
+struct At<'a> {
+    parent: Option<&'a At<'a>>,
+    name: &'a str,
+}
+
+impl<'a> At<'a> {
+    /// A path of one name (which may itself contain dots, or be empty).
+    fn root(name: &'a str) -> Self {
+        Self { parent: None, name }
+    }
+
+    /// The path of field `name` inside this one.
+    fn child(&'a self, name: &'a str) -> At<'a> {
+        At {
+            parent: Some(self),
+            name,
+        }
+    }
+
+    /// Whether this path displays as the empty string.
+    fn is_empty(&self) -> bool {
+        self.name.is_empty() && self.parent.is_none_or(At::is_empty)
     }
 }
 
-fn text(s: String, min: usize, max: usize, field: &str, v: &mut Violations) -> Option<String> {
-    v.check(field, limits::check_text(&s, min, max)).map(|()| s)
+impl fmt::Display for At<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(parent) = self.parent.filter(|p| !p.is_empty()) {
+            write!(f, "{parent}.")?;
+        }
+        f.write_str(self.name)
+    }
+}
+
+/// [`Violations`] recording at an [`At`], which is turned into a string
+/// only when something is actually recorded.
+trait RecordAt {
+    /// Records that the field at `at` is invalid.
+    fn add_at(&mut self, at: At<'_>, description: impl Into<String>);
+    /// `Some(value)` when `result` is Ok, else records the error at `at`.
+    fn check_at<T>(&mut self, at: At<'_>, result: Result<T, FieldError>) -> Option<T>;
+    /// Records the field at `at` as missing and yields `None`.
+    fn missing_at<T>(&mut self, at: At<'_>) -> Option<T>;
+}
+
+impl RecordAt for Violations {
+    fn add_at(&mut self, at: At<'_>, description: impl Into<String>) {
+        self.add(at.to_string(), description);
+    }
+
+    fn check_at<T>(&mut self, at: At<'_>, result: Result<T, FieldError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => self.check(&at.to_string(), Err(e)),
+        }
+    }
+
+    fn missing_at<T>(&mut self, at: At<'_>) -> Option<T> {
+        self.missing(&at.to_string())
+    }
+}
+
+fn text(s: String, min: usize, max: usize, at: At<'_>, v: &mut Violations) -> Option<String> {
+    v.check_at(at, limits::check_text(&s, min, max)).map(|()| s)
 }
 
 // ---- intake ---------------------------------------------------------------
@@ -73,7 +138,7 @@ fn text(s: String, min: usize, max: usize, field: &str, v: &mut Violations) -> O
 /// `Created` event is judged the same at every site and every time.
 pub fn intake_from_proto(p: v1::ComplaintIntake) -> Result<Intake, Violations> {
     let mut v = Violations::new();
-    let intake = intake_in(p, "intake", Rules::Standalone, &mut v);
+    let intake = intake_in(p, At::root("intake"), Rules::Standalone, &mut v);
     v.finish(intake)
 }
 
@@ -86,7 +151,7 @@ pub fn intake_from_submission(
     today: NaiveDate,
 ) -> Result<Intake, Violations> {
     let mut v = Violations::new();
-    let intake = intake_in(p, "intake", Rules::Submission { today }, &mut v);
+    let intake = intake_in(p, At::root("intake"), Rules::Submission { today }, &mut v);
     v.finish(intake)
 }
 
@@ -105,40 +170,45 @@ enum Rules {
     Event,
 }
 
-fn intake_in(p: v1::ComplaintIntake, at: &str, rules: Rules, v: &mut Violations) -> Option<Intake> {
+fn intake_in(
+    p: v1::ComplaintIntake,
+    at: At<'_>,
+    rules: Rules,
+    v: &mut Violations,
+) -> Option<Intake> {
     let today = match rules {
         Rules::Submission { today } => Some(today),
         Rules::Standalone | Rules::Event => None,
     };
     let classification = classification_from_proto(p.classification);
     if classification.is_none() {
-        v.add(
-            path(at, "classification"),
+        v.add_at(
+            at.child("classification"),
             "must be PENGADUAN, ASPIRASI or PERMINTAAN_INFORMASI",
         );
     }
     let channel = channel_from_proto(p.channel);
     if channel.is_none() {
-        v.add(
-            path(at, "channel"),
+        v.add_at(
+            at.child("channel"),
             "must be a known channel, not UNSPECIFIED",
         );
     }
-    let category = text(p.category, 0, MAX_CATEGORY_CHARS, &path(at, "category"), v);
-    let title = text(p.title, 1, MAX_TITLE_CHARS, &path(at, "title"), v);
-    let body = text(p.body, 1, MAX_BODY_CHARS, &path(at, "body"), v);
+    let category = text(p.category, 0, MAX_CATEGORY_CHARS, at.child("category"), v);
+    let title = text(p.title, 1, MAX_TITLE_CHARS, at.child("title"), v);
+    let body = text(p.body, 1, MAX_BODY_CHARS, at.child("body"), v);
     let location = match p.location {
-        Some(l) => location_in(l, &path(at, "location"), v),
-        None => v.missing(&path(at, "location")),
+        Some(l) => location_in(l, at.child("location"), v),
+        None => v.missing_at(at.child("location")),
     };
     let incident_date = match p.incident_date {
         None => Some(None),
         Some(d) => {
-            let field = path(at, "incident_date");
-            let date = v.check(&field, limits::incident_date(d.year, d.month, d.day));
+            let field = at.child("incident_date");
+            let date = v.check_at(field, limits::incident_date(d.year, d.month, d.day));
             match (date, today) {
                 (Some(date), Some(today)) => v
-                    .check(&field, limits::check_not_after(date, today))
+                    .check_at(field, limits::check_not_after(date, today))
                     .map(|()| Some(date)),
                 (date, _) => date.map(Some),
             }
@@ -148,19 +218,19 @@ fn intake_in(p: v1::ComplaintIntake, at: &str, rules: Rules, v: &mut Violations)
     // An all-empty identity carries none, so form clients that always send
     // the message are treated as sending nothing.
     let reporter_in_msg = p.reporter.filter(|r| *r != v1::ReporterIdentity::default());
-    let field = path(at, "reporter");
+    let field = at.child("reporter");
     let reporter = match (privacy.anonymous, reporter_in_msg, rules) {
         (true, None, _) | (false, None, Rules::Event) => Some(None),
-        (true, Some(r), Rules::Submission { .. }) => reporter_in(r, &field, v).map(Some),
+        (true, Some(r), Rules::Submission { .. }) => reporter_in(r, field, v).map(Some),
         (true, Some(_), Rules::Standalone | Rules::Event) => {
-            v.add(field, "must be absent when privacy.is_anonymous is set: identity never travels for anonymous complaints");
+            v.add_at(field, "must be absent when privacy.is_anonymous is set: identity never travels for anonymous complaints");
             None
         }
         (false, None, Rules::Standalone | Rules::Submission { .. }) => {
-            v.add(field, "is required unless privacy.is_anonymous is set");
+            v.add_at(field, "is required unless privacy.is_anonymous is set");
             None
         }
-        (false, Some(r), _) => reporter_in(r, &field, v).map(Some),
+        (false, Some(r), _) => reporter_in(r, field, v).map(Some),
     };
     Some(Intake {
         classification: classification?,
@@ -175,13 +245,13 @@ fn intake_in(p: v1::ComplaintIntake, at: &str, rules: Rules, v: &mut Violations)
     })
 }
 
-fn location_in(l: v1::Location, at: &str, v: &mut Violations) -> Option<Location> {
-    let field = path(at, "region_code");
+fn location_in(l: v1::Location, at: At<'_>, v: &mut Violations) -> Option<Location> {
+    let field = at.child("region_code");
     let region = match RegionCode::parse(&l.region_code) {
-        _ if l.region_code.is_empty() => v.missing(&field),
+        _ if l.region_code.is_empty() => v.missing_at(field),
         Ok(region) if regions::district(region.district().as_str()).is_some() => Some(region),
         Ok(region) => {
-            v.add(
+            v.add_at(
                 field,
                 format!(
                     "kabupaten/kota {} is not in the Kemendagri list",
@@ -191,7 +261,7 @@ fn location_in(l: v1::Location, at: &str, v: &mut Violations) -> Option<Location
             None
         }
         Err(_) => {
-            v.add(
+            v.add_at(
                 field,
                 "must be a Kemendagri code NN.NN, NN.NN.NN or NN.NN.NN.NNNN",
             );
@@ -202,7 +272,7 @@ fn location_in(l: v1::Location, at: &str, v: &mut Violations) -> Option<Location
         l.description,
         0,
         MAX_LOCATION_DESCRIPTION_CHARS,
-        &path(at, "description"),
+        at.child("description"),
         v,
     );
     let coordinates = match limits::check_coordinates(l.latitude, l.longitude) {
@@ -213,7 +283,7 @@ fn location_in(l: v1::Location, at: &str, v: &mut Violations) -> Option<Location
                 _ if l.latitude.is_none() => "latitude",
                 _ => "longitude",
             };
-            v.add(path(at, axis), e.to_string());
+            v.add_at(at.child(axis), e.to_string());
             None
         }
     };
@@ -224,24 +294,24 @@ fn location_in(l: v1::Location, at: &str, v: &mut Violations) -> Option<Location
     })
 }
 
-fn reporter_in(r: v1::ReporterIdentity, at: &str, v: &mut Violations) -> Option<Reporter> {
-    let name = text(r.name, 1, MAX_REPORTER_NAME_CHARS, &path(at, "name"), v);
+fn reporter_in(r: v1::ReporterIdentity, at: At<'_>, v: &mut Violations) -> Option<Reporter> {
+    let name = text(r.name, 1, MAX_REPORTER_NAME_CHARS, at.child("name"), v);
     let nik = match r.nik.as_str() {
         "" => Some(None),
         nik => v
-            .check(&path(at, "nik"), limits::check_nik(nik))
+            .check_at(at.child("nik"), limits::check_nik(nik))
             .map(|()| Some(Nik(r.nik))),
     };
     let phone = match r.phone.as_str() {
         "" => Some(None),
         phone => v
-            .check(&path(at, "phone"), limits::normalize_phone(phone))
+            .check_at(at.child("phone"), limits::normalize_phone(phone))
             .map(Some),
     };
     let email = match r.email.as_str() {
         "" => Some(None),
         email => v
-            .check(&path(at, "email"), limits::check_email(email))
+            .check_at(at.child("email"), limits::check_email(email))
             .map(|()| Some(r.email)),
     };
     Some(Reporter {
@@ -256,7 +326,7 @@ fn reporter_in(r: v1::ReporterIdentity, at: &str, v: &mut Violations) -> Option<
 /// field paths start with `field`.
 pub fn reporter_from_proto(r: v1::ReporterIdentity, field: &str) -> Result<Reporter, Violations> {
     let mut v = Violations::new();
-    let reporter = reporter_in(r, field, &mut v);
+    let reporter = reporter_in(r, At::root(field), &mut v);
     v.finish(reporter)
 }
 
@@ -324,9 +394,9 @@ fn event_in(p: v1::Event, v: &mut Violations) -> Option<Event> {
     } else {
         Some(Hlc(p.hlc))
     };
-    let actor = text(p.actor, 1, MAX_ACTOR_CHARS, "actor", v);
+    let actor = text(p.actor, 1, MAX_ACTOR_CHARS, At::root("actor"), v);
     let district = site_in(&p.district_code, "district_code", Some(SiteRole::Node), v);
-    let body = event_body_in(p.body, "body", v);
+    let body = event_body_in(p.body, At::root("body"), v);
     Some(Event {
         id: id?,
         complaint_id: complaint_id?,
@@ -377,27 +447,30 @@ pub fn event_body_from_proto(
     field: &str,
 ) -> Result<EventBody, Violations> {
     let mut v = Violations::new();
-    let body = event_body_in(p, field, &mut v);
+    let body = event_body_in(p, At::root(field), &mut v);
     v.finish(body)
 }
 
-fn event_body_in(p: Option<v1::EventBody>, at: &str, v: &mut Violations) -> Option<EventBody> {
+fn event_body_in(p: Option<v1::EventBody>, at: At<'_>, v: &mut Violations) -> Option<EventBody> {
     let Some(kind) = p.and_then(|b| b.kind) else {
-        v.add(at, "is required: set exactly one event kind");
+        v.add_at(at, "is required: set exactly one event kind");
         return None;
     };
-    let note = |s: String, field: &str, v: &mut Violations| text(s, 0, MAX_NOTE_CHARS, field, v);
-    let message = |s: String, field: &str, v: &mut Violations| text(s, 1, MAX_NOTE_CHARS, field, v);
+    let note = |s: String, field: At<'_>, v: &mut Violations| text(s, 0, MAX_NOTE_CHARS, field, v);
+    let message =
+        |s: String, field: At<'_>, v: &mut Violations| text(s, 1, MAX_NOTE_CHARS, field, v);
     let institution =
-        |s: String, field: &str, v: &mut Violations| text(s, 1, MAX_INSTITUTION_CHARS, field, v);
+        |s: String, field: At<'_>, v: &mut Violations| text(s, 1, MAX_INSTITUTION_CHARS, field, v);
     Some(match kind {
         Kind::Created(c) => {
-            let at = path(at, "created");
-            let tracking = path(at.as_str(), "tracking_number");
-            let tracking = v.check(&tracking, limits::check_tracking_number(&c.tracking_number));
+            let at = at.child("created");
+            let tracking = v.check_at(
+                at.child("tracking_number"),
+                limits::check_tracking_number(&c.tracking_number),
+            );
             let intake = match c.intake {
-                Some(i) => intake_in(i, &path(&at, "intake"), Rules::Event, v),
-                None => v.missing(&path(&at, "intake")),
+                Some(i) => intake_in(i, at.child("intake"), Rules::Event, v),
+                None => v.missing_at(at.child("intake")),
             };
             tracking?;
             EventBody::Created {
@@ -406,27 +479,27 @@ fn event_body_in(p: Option<v1::EventBody>, at: &str, v: &mut Violations) -> Opti
             }
         }
         Kind::Verified(b) => {
-            let note = note(b.note, &path(at, "verified.note"), v)?;
+            let note = note(b.note, at.child("verified.note"), v)?;
             EventBody::Verified {
                 note,
                 privacy: privacy_from_proto(b.privacy),
             }
         }
         Kind::Rejected(b) => EventBody::Rejected {
-            reason: note(b.reason, &path(at, "rejected.reason"), v)?,
+            reason: note(b.reason, at.child("rejected.reason"), v)?,
         },
         Kind::Dispositioned(b) => {
             let from = institution(
                 b.from_institution,
-                &path(at, "dispositioned.from_institution"),
+                at.child("dispositioned.from_institution"),
                 v,
             );
             let to = institution(
                 b.to_institution,
-                &path(at, "dispositioned.to_institution"),
+                at.child("dispositioned.to_institution"),
                 v,
             );
-            let note = note(b.note, &path(at, "dispositioned.note"), v);
+            let note = note(b.note, at.child("dispositioned.note"), v);
             EventBody::Dispositioned {
                 from_institution: from?,
                 to_institution: to?,
@@ -434,27 +507,27 @@ fn event_body_in(p: Option<v1::EventBody>, at: &str, v: &mut Violations) -> Opti
             }
         }
         Kind::Responded(b) => {
-            let inst = institution(b.institution, &path(at, "responded.institution"), v);
-            let body = message(b.body, &path(at, "responded.body"), v);
+            let inst = institution(b.institution, at.child("responded.institution"), v);
+            let body = message(b.body, at.child("responded.body"), v);
             EventBody::Responded {
                 institution: inst?,
                 body: body?,
             }
         }
         Kind::ReporterReplied(b) => EventBody::ReporterReplied {
-            body: message(b.body, &path(at, "reporter_replied.body"), v)?,
+            body: message(b.body, at.child("reporter_replied.body"), v)?,
         },
         Kind::Commented(b) => EventBody::Commented {
-            body: message(b.body, &path(at, "commented.body"), v)?,
+            body: message(b.body, at.child("commented.body"), v)?,
         },
         Kind::Closed(b) => EventBody::Closed {
-            reason: note(b.reason, &path(at, "closed.reason"), v)?,
+            reason: note(b.reason, at.child("closed.reason"), v)?,
         },
         Kind::Archived(b) => EventBody::Archived {
-            reason: note(b.reason, &path(at, "archived.reason"), v)?,
+            reason: note(b.reason, at.child("archived.reason"), v)?,
         },
         Kind::Reopened(b) => EventBody::Reopened {
-            reason: note(b.reason, &path(at, "reopened.reason"), v)?,
+            reason: note(b.reason, at.child("reopened.reason"), v)?,
         },
         Kind::PrivacyTightened(b) => EventBody::PrivacyTightened {
             privacy: privacy_from_proto(b.privacy),

@@ -420,6 +420,60 @@ fn a_missing_body_is_reported_under_the_callers_path() {
     assert_eq!(err.fields(), ["request.body"]);
 }
 
+#[test]
+fn nested_paths_are_reported_in_full_and_an_empty_prefix_adds_no_dot() {
+    let mut p = valid_intake();
+    p.title = String::new();
+    location(&mut p).region_code = "11.99".into();
+    location(&mut p).latitude = Some(91.0);
+    reporter(&mut p).nik = "1113013207900001".into();
+    let err = event_from_proto(created_event(p.clone())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "body.created.intake.title: is required; \
+         body.created.intake.location.region_code: kabupaten/kota 11.99 is not in the Kemendagri list; \
+         body.created.intake.location.latitude: latitude must be a finite number of degrees in -90..=90; \
+         body.created.intake.reporter.nik: digits 7-8 must be a day of birth 01-31 or 41-71"
+    );
+
+    let created = Kind::Created(v1::Created {
+        tracking_number: "1113-K7Q-000001".into(),
+        intake: Some(p),
+    });
+    let err = event_body_from_proto(
+        Some(v1::EventBody {
+            kind: Some(created),
+        }),
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.fields(),
+        [
+            "created.intake.title",
+            "created.intake.location.region_code",
+            "created.intake.location.latitude",
+            "created.intake.reporter.nik",
+        ]
+    );
+    let verified = Kind::Verified(v1::Verified {
+        note: "\u{0}".into(),
+        privacy: None,
+    });
+    let err = event_body_from_proto(
+        Some(v1::EventBody {
+            kind: Some(verified),
+        }),
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(err.fields(), ["verified.note"]);
+    assert_eq!(event_body_from_proto(None, "").unwrap_err().fields(), [""]);
+    let mut bad = valid_intake().reporter.unwrap();
+    bad.nik = "123".into();
+    assert_eq!(reporter_from_proto(bad, "").unwrap_err().fields(), ["nik"]);
+}
+
 // ---- generated events -------------------------------------------------------
 
 /// Printable text of at most `max` chars (plus tab and newline), never blank
