@@ -47,8 +47,11 @@ pub fn negotiate(offered: &[i32]) -> Compression {
 }
 
 /// Frames encoded events as an `EventBatch`.
-pub fn frame_events<'a>(events: impl IntoIterator<Item = &'a [u8]>) -> Vec<u8> {
-    let mut out = Vec::new();
+pub fn frame_events<'a>(events: impl IntoIterator<Item = &'a [u8]> + Clone) -> Vec<u8> {
+    // One allocation of the exact size (a key byte and at most a 10-byte
+    // length per event), not a doubling series of copies.
+    let size: usize = events.clone().into_iter().map(|e| e.len() + 11).sum();
+    let mut out = Vec::with_capacity(size);
     for e in events {
         // Field 1, wire type 2 (length-delimited).
         out.push(0x0a);
@@ -78,6 +81,9 @@ thread_local! {
         const { RefCell::new(None) };
     static ZSTD_DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> =
         const { RefCell::new(None) };
+    // The compressor's output buffer, kept: a fresh megabyte per batch is
+    // fresh pages for the kernel to fault in and zero every time.
+    static ZSTD_OUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
 fn zstd_compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
@@ -86,14 +92,19 @@ fn zstd_compress(raw: &[u8]) -> std::io::Result<Vec<u8>> {
             Some(c) => c,
             None => slot.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL)?),
         };
-        compressor.compress(raw)
+        ZSTD_OUT.with_borrow_mut(|out| {
+            out.clear();
+            out.reserve(zstd::zstd_safe::compress_bound(raw.len()));
+            compressor.compress_to_buffer(raw, out)?;
+            Ok(out.as_slice().to_vec())
+        })
     })
 }
 
-/// Inflates a zstd payload whose frames all state their size, in one
-/// allocation of exactly that size; `None` when the streaming path must
-/// do it (a size not stated, or not believable).
-fn zstd_decompress_sized(payload: &[u8]) -> Option<Result<Vec<u8>, CodecError>> {
+/// Inflates a zstd payload whose frames all state their size into `out`,
+/// reserving exactly that size; `None` when the streaming path must do it
+/// (a size not stated, or not believable).
+fn zstd_decompress_sized(payload: &[u8], out: &mut Vec<u8>) -> Option<Result<(), CodecError>> {
     let size = zstd::bulk::Decompressor::upper_bound(payload)?;
     if size > MAX_INFLATED_BYTES {
         return Some(Err(CodecError::TooLarge));
@@ -106,7 +117,9 @@ fn zstd_decompress_sized(payload: &[u8]) -> Option<Result<Vec<u8>, CodecError>> 
             Some(d) => d,
             None => slot.insert(zstd::bulk::Decompressor::new()?),
         };
-        Ok(decompressor.decompress(payload, size)?)
+        out.reserve(size);
+        decompressor.decompress_to_buffer(payload, out)?;
+        Ok(())
     }))
 }
 
@@ -123,25 +136,34 @@ pub fn compress(codec: Compression, raw: &[u8]) -> Result<Vec<u8>, CodecError> {
 }
 
 pub fn decompress(codec: i32, payload: &[u8]) -> Result<Vec<u8>, CodecError> {
+    let mut out = Vec::new();
+    decompress_into(codec, payload, &mut out)?;
+    Ok(out)
+}
+
+/// [`decompress`] into `out` (cleared first), so a caller that inflates
+/// batch after batch reuses one buffer.
+pub fn decompress_into(codec: i32, payload: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
+    out.clear();
     let codec = Compression::try_from(codec).map_err(|_| CodecError::Unsupported(codec))?;
     let reader: Box<dyn Read + '_> = match codec {
         Compression::Unspecified | Compression::None => {
-            return bounded(payload.len()).map(|_| payload.to_vec());
+            bounded(payload.len())?;
+            out.extend_from_slice(payload);
+            return Ok(());
         }
         Compression::Zstd => {
-            if let Some(inflated) = zstd_decompress_sized(payload) {
+            if let Some(inflated) = zstd_decompress_sized(payload, out) {
                 return inflated;
             }
             Box::new(zstd::stream::read::Decoder::new(payload)?)
         }
         Compression::Gzip => Box::new(flate2::read::GzDecoder::new(payload)),
     };
-    let mut out = Vec::new();
     reader
         .take(MAX_INFLATED_BYTES as u64 + 1)
-        .read_to_end(&mut out)?;
-    bounded(out.len())?;
-    Ok(out)
+        .read_to_end(out)?;
+    bounded(out.len())
 }
 
 fn bounded(n: usize) -> Result<(), CodecError> {
@@ -163,7 +185,19 @@ pub struct DecodedEvents {
 /// quarantined as it came, without encoding it again or copying every
 /// accepted one to keep a spare.
 pub fn decode_events(codec: i32, payload: &[u8]) -> Result<DecodedEvents, CodecError> {
-    let raw = decompress(codec, payload)?;
+    let mut raw = Vec::new();
+    let events = decode_events_into(codec, payload, &mut raw)?;
+    Ok(DecodedEvents { raw, events })
+}
+
+/// [`decode_events`] with the inflated bytes in `raw` (cleared first), a
+/// buffer the caller reuses from batch to batch.
+pub fn decode_events_into(
+    codec: i32,
+    payload: &[u8],
+    raw: &mut Vec<u8>,
+) -> Result<Vec<(v1::Event, std::ops::Range<usize>)>, CodecError> {
+    decompress_into(codec, payload, raw)?;
     let mut buf = raw.as_slice();
     let mut events = Vec::new();
     let ctx = prost::encoding::DecodeContext::default();
@@ -184,7 +218,7 @@ pub fn decode_events(codec: i32, payload: &[u8]) -> Result<DecodedEvents, CodecE
             prost::encoding::skip_field(wire_type, tag, &mut buf, ctx.clone())?;
         }
     }
-    Ok(DecodedEvents { raw, events })
+    Ok(events)
 }
 
 /// Decompresses and decodes a batch payload.
@@ -285,14 +319,14 @@ mod tests {
         // thread's reused contexts give the same bytes every time.
         let sized = compress(Compression::Zstd, &raw).unwrap();
         assert_eq!(sized, compress(Compression::Zstd, &raw).unwrap());
-        assert!(zstd_decompress_sized(&sized).is_some());
+        assert!(zstd_decompress_sized(&sized, &mut Vec::new()).is_some());
         assert_eq!(decompress(Compression::Zstd as i32, &sized).unwrap(), raw);
         // Another implementation's streaming encoder may state no size.
         let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
         enc.include_contentsize(false).unwrap();
         enc.write_all(&raw).unwrap();
         let unsized_frame = enc.finish().unwrap();
-        assert!(zstd_decompress_sized(&unsized_frame).is_none());
+        assert!(zstd_decompress_sized(&unsized_frame, &mut Vec::new()).is_none());
         assert_eq!(
             decompress(Compression::Zstd as i32, &unsized_frame).unwrap(),
             raw
@@ -301,7 +335,7 @@ mod tests {
         // zeros, honestly) is inflated as it streams, not allocated up front.
         let zeros = vec![0u8; 8 << 20];
         let claim = compress(Compression::Zstd, &zeros).unwrap();
-        assert!(zstd_decompress_sized(&claim).is_none());
+        assert!(zstd_decompress_sized(&claim, &mut Vec::new()).is_none());
         assert_eq!(decompress(Compression::Zstd as i32, &claim).unwrap(), zeros);
     }
 

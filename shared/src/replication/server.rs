@@ -389,6 +389,7 @@ impl Replication for ReplicationService {
         let reader = PushReader {
             child: child.clone(),
             limits: self.limits.clone(),
+            inflated: Vec::new(),
             expected: cursor,
         };
         let token = self.token.clone();
@@ -440,6 +441,8 @@ enum Work {
 struct PushReader {
     child: SiteCode,
     limits: ServerLimits,
+    /// Each batch is inflated here, one buffer for the whole stream.
+    inflated: Vec<u8>,
     /// The child's seq that the next batch must start at or before.
     expected: Seq,
 }
@@ -508,22 +511,26 @@ impl PushReader {
                 through: self.expected,
             };
         }
-        let decoded = match codec::decode_events(batch.compression, &batch.payload) {
+        let decoded = match codec::decode_events_into(
+            batch.compression,
+            &batch.payload,
+            &mut self.inflated,
+        ) {
             Ok(decoded) => decoded,
             Err(e) => return Work::Fail(Status::invalid_argument(format!("batch {n}: {e}"))),
         };
-        if decoded.events.len() > self.limits.max_batch_events as usize {
+        if decoded.len() > self.limits.max_batch_events as usize {
             return Work::Fail(Status::invalid_argument(format!(
                 "batch {n}: more events than the limit"
             )));
         }
-        let mut events = Vec::with_capacity(decoded.events.len());
+        let mut events = Vec::with_capacity(decoded.len());
         let mut quarantine = Vec::new();
         let mut rejections = Vec::new();
         // The child's seq of each event, when it sent them (and they line up).
-        let seqs = (batch.seqs.len() == decoded.events.len()).then_some(batch.seqs);
+        let seqs = (batch.seqs.len() == decoded.len()).then_some(batch.seqs);
         let mut source_seqs = Vec::new();
-        for (i, (proto, at)) in decoded.events.into_iter().enumerate() {
+        for (i, (proto, at)) in decoded.into_iter().enumerate() {
             let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
             let checked = convert::event_from_proto(proto)
                 .map_err(|v| (tonic::Code::InvalidArgument, v.to_string()))
@@ -549,7 +556,7 @@ impl PushReader {
                     // Kept as it came (sealed by the store: it may carry identity).
                     quarantine.push(QuarantineRecord {
                         event_id,
-                        payload: decoded.raw.get(at).unwrap_or_default().to_vec(),
+                        payload: self.inflated.get(at).unwrap_or_default().to_vec(),
                         reason,
                     });
                 }
