@@ -374,7 +374,7 @@ impl ComplaintState {
     /// The event is not a `created` one, or was written at a tier that may
     /// not create complaints.
     pub fn from_created(event: &Event) -> Result<ComplaintState, TransitionError> {
-        let status = check_rule(None, false, event)?;
+        let status = created_status(event)?;
         let EventBody::Created {
             tracking_number,
             intake,
@@ -521,6 +521,14 @@ impl ComplaintState {
 
 /// Folds `events` (any order; duplicates by id are ignored) into a state.
 /// `None` when no legal `created` event is among them.
+/// The status a complaint starts in when `event` creates it.
+///
+/// # Errors
+/// The [`TransitionError`] saying why `event` cannot create a complaint.
+pub fn created_status(event: &Event) -> Result<Status, TransitionError> {
+    check_rule(None, false, event)
+}
+
 pub fn fold(events: &[Event]) -> Option<ComplaintState> {
     let mut sorted: Vec<&Event> = events.iter().collect();
     sorted.sort_by(|a, b| fold_order(a, b));

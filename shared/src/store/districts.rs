@@ -3,7 +3,7 @@
 //! write events of complaints of its own district, so the parent compares
 //! that field with the district the complaint was created in.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Statement};
 
 use super::{Store, StoreError};
 use crate::domain::{ComplaintId, SiteCode};
@@ -25,14 +25,25 @@ impl Store {
     }
 }
 
-/// The district of complaint `id` if this site holds it: one primary-key
-/// lookup (the writer's check runs it inside its transaction).
+/// One primary-key lookup: the district of a complaint.
+pub(super) const COMPLAINT_DISTRICT: &str =
+    "SELECT district FROM complaints WHERE complaint_id = ?1";
+
+/// The district of complaint `id` if this site holds it.
 pub(super) fn complaint_district(
     conn: &Connection,
     id: ComplaintId,
 ) -> Result<Option<SiteCode>, StoreError> {
-    let district: Option<String> = conn
-        .prepare_cached("SELECT district FROM complaints WHERE complaint_id = ?1")?
+    complaint_district_with(&mut *conn.prepare_cached(COMPLAINT_DISTRICT)?, id)
+}
+
+/// [`complaint_district`] with `lookup`, a [`COMPLAINT_DISTRICT`] statement
+/// (the writer's check keeps one for a whole batch, inside its transaction).
+pub(super) fn complaint_district_with(
+    lookup: &mut Statement<'_>,
+    id: ComplaintId,
+) -> Result<Option<SiteCode>, StoreError> {
+    let district: Option<String> = lookup
         .query_row([id.0.as_bytes().as_slice()], |r| r.get(0))
         .optional()?;
     district

@@ -233,7 +233,7 @@ pub struct Incoming {
 
 /// The answer to a batch queued with [`Store::queue_apply_remote`].
 #[derive(Debug)]
-pub struct AppliedLater(oneshot::Receiver<Result<ApplyOutcome, StoreError>>);
+pub struct AppliedLater(oneshot::Receiver<(Result<ApplyOutcome, StoreError>, writer::Spent)>);
 
 impl std::future::Future for AppliedLater {
     type Output = Result<ApplyOutcome, StoreError>;
@@ -244,7 +244,13 @@ impl std::future::Future for AppliedLater {
     ) -> std::task::Poll<Self::Output> {
         std::pin::Pin::new(&mut self.0)
             .poll(cx)
-            .map(|answer| answer.unwrap_or(Err(StoreError::Closed)))
+            .map(|answer| match answer {
+                Ok((outcome, spent)) => {
+                    drop(spent);
+                    outcome
+                }
+                Err(_) => Err(StoreError::Closed),
+            })
     }
 }
 
@@ -359,6 +365,11 @@ pub struct Custody {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
+
+/// The answer to a batch, with the batch itself handed back: its events
+/// are freed by the caller, not on the writer's thread, where every
+/// microsecond is one the next group waits for.
+type ApplyReply = oneshot::Sender<(Result<ApplyOutcome, StoreError>, writer::Spent)>;
 
 /// A handle to a site's store. Cheap to clone; all clones share one writer.
 #[derive(Clone)]

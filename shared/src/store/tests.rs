@@ -313,6 +313,22 @@ async fn events_and_their_cursor_commit_together_and_cursors_never_go_back() {
     );
 }
 
+#[test]
+fn the_row_of_a_lone_created_event_is_the_row_of_its_fold() {
+    let created = remote_event("11.13", ComplaintId::new_v7(), 7 << 20);
+    let folded = crate::lifecycle::fold(std::slice::from_ref(&created)).unwrap();
+    assert_eq!(
+        writer::ComplaintRow::of_created(&created),
+        Some(writer::ComplaintRow::of(&folded))
+    );
+    let mut not_created = created.clone();
+    not_created.body = EventBody::Verified {
+        note: String::new(),
+        privacy: Privacy::default(),
+    };
+    assert_eq!(writer::ComplaintRow::of_created(&not_created), None);
+}
+
 /// A pushed batch from 11.13 of one new complaint, continuing from
 /// `after` through `through`.
 fn pushed_batch(after: u64, through: u64) -> Incoming {

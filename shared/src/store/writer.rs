@@ -10,7 +10,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use rand::Rng as _;
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{
+    CachedStatement, Connection, OptionalExtension, Statement, TransactionBehavior, params,
+};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::audit::{self, AuditAction, AuditEntry};
@@ -23,7 +25,7 @@ use super::migrations::migrate;
 use super::read::{self, decode_event, encode_event, now_ms};
 use super::signals::RegionSignals;
 use super::{
-    Appended, ApplyOutcome, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate,
+    Appended, ApplyOutcome, ApplyReply, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate,
     RefusedEvent, Reply, StoreConfig, StoreError, Submitted,
 };
 use crate::crypto::SiteKey;
@@ -38,12 +40,7 @@ pub(super) enum Command {
     AddEvent(NewEvent, Reply<Appended>),
     /// Events in their stored forms and the quarantined records sealed
     /// (both made by the caller, off the writer thread).
-    ApplyRemote(
-        Incoming,
-        Vec<StoredEvent>,
-        Vec<Vec<u8>>,
-        Reply<ApplyOutcome>,
-    ),
+    ApplyRemote(Incoming, Vec<StoredEvent>, Vec<Vec<u8>>, ApplyReply),
     Audit(Vec<AuditEntry>, Reply<()>),
     SetCursor(CursorUpdate, Reply<()>),
     MarkReplayed(Vec<i64>, Reply<()>),
@@ -60,6 +57,27 @@ impl Command {
             Command::ApplyRemote(inc, _, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
             _ => 1,
         }
+    }
+}
+
+/// A batch the writer is done with, going back to its caller to be freed.
+pub(super) struct Spent {
+    _incoming: Incoming,
+    _stored: Vec<StoredEvent>,
+}
+
+impl Spent {
+    fn new(incoming: Incoming, stored: Vec<StoredEvent>) -> Spent {
+        Spent {
+            _incoming: incoming,
+            _stored: stored,
+        }
+    }
+}
+
+impl std::fmt::Debug for Spent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Spent")
     }
 }
 
@@ -254,7 +272,7 @@ struct Writer {
 enum Pending {
     Submit(Reply<Submitted>, Result<Submitted, StoreError>),
     AddEvent(Reply<Appended>, Box<Result<Appended, StoreError>>),
-    Apply(Reply<ApplyOutcome>, Result<ApplyOutcome, StoreError>),
+    Apply(ApplyReply, Result<ApplyOutcome, StoreError>, Spent),
     Unit(Reply<()>, Result<(), StoreError>),
     Flag(Reply<bool>, Result<bool, StoreError>),
     Nobody,
@@ -269,7 +287,9 @@ impl Pending {
             Command::AddEvent(_, reply) => {
                 Pending::AddEvent(reply, Box::new(Err(StoreError::Closed)))
             }
-            Command::ApplyRemote(_, _, _, reply) => Pending::Apply(reply, Err(StoreError::Closed)),
+            Command::ApplyRemote(inc, stored, _, reply) => {
+                Pending::Apply(reply, Err(StoreError::Closed), Spent::new(inc, stored))
+            }
             Command::Audit(_, reply)
             | Command::SetCursor(_, reply)
             | Command::MarkReplayed(_, reply)
@@ -299,7 +319,7 @@ impl Pending {
         let _ = match self {
             Pending::Submit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::AddEvent(tx, r) => tx.send(pick(*r, commit)).map_err(drop),
-            Pending::Apply(tx, r) => tx.send(pick(r, commit)).map_err(drop),
+            Pending::Apply(tx, r, spent) => tx.send((pick(r, commit), spent)).map_err(drop),
             Pending::Unit(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::Flag(tx, r) => tx.send(pick(r, commit)).map_err(drop),
             Pending::Nobody => Ok(()),
@@ -448,8 +468,9 @@ impl Writer {
                     pending.push(Pending::AddEvent(reply, Box::new(r)));
                 }
                 Command::ApplyRemote(inc, stored, sealed, reply) => {
-                    let r = in_savepoint(&tx, |conn| ctx.apply_remote(conn, inc, &stored, &sealed));
-                    pending.push(Pending::Apply(reply, r));
+                    let r =
+                        in_savepoint(&tx, |conn| ctx.apply_remote(conn, &inc, &stored, &sealed));
+                    pending.push(Pending::Apply(reply, r, Spent::new(inc, stored)));
                 }
                 Command::Audit(entries, reply) => {
                     let r = in_savepoint(&tx, |conn| audit::append(conn, &entries, now_ms()));
@@ -577,12 +598,19 @@ impl Ctx<'_> {
             };
         }
         let seq = self
-            .insert_event(conn, &p.event, &p.stored.payload, None, None)?
+            .insert_event(
+                conn,
+                &mut *conn.prepare_cached(INSERT_EVENT)?,
+                &p.event,
+                &p.stored.payload,
+                None,
+                None,
+            )?
             .ok_or(StoreError::Conflict(p.event.id))?;
         if let Some(sealed) = &p.stored.identity {
             identity::insert(conn, &p.event, sealed)?;
         }
-        upsert_complaint(conn, &p.row, seq)?;
+        upsert_complaint(&mut *conn.prepare_cached(UPSERT_COMPLAINT)?, &p.row, seq)?;
         Ok(Submitted {
             complaint_id: p.event.complaint_id,
             tracking_number: tracking_number.clone(),
@@ -645,12 +673,23 @@ impl Ctx<'_> {
             reason: err.to_string(),
         })?;
         let seq = self
-            .insert_event(conn, &event, &encode_event(&event), None, None)?
+            .insert_event(
+                conn,
+                &mut *conn.prepare_cached(INSERT_EVENT)?,
+                &event,
+                &encode_event(&event),
+                None,
+                None,
+            )?
             .ok_or(StoreError::Conflict(event.id))?;
         events.push(event.clone());
         let state = lifecycle::fold(&events)
             .ok_or_else(|| StoreError::NotFound(e.complaint_id.to_string()))?;
-        upsert_complaint(conn, &ComplaintRow::of(&state), seq)?;
+        upsert_complaint(
+            &mut *conn.prepare_cached(UPSERT_COMPLAINT)?,
+            &ComplaintRow::of(&state),
+            seq,
+        )?;
         identity::on_anonymous(conn, self.site, &state)?;
         Ok(Appended {
             event_id: event.id,
@@ -663,7 +702,7 @@ impl Ctx<'_> {
     fn apply_remote(
         &mut self,
         conn: &Connection,
-        inc: Incoming,
+        inc: &Incoming,
         stored: &[StoredEvent],
         sealed_quarantine: &[Vec<u8>],
     ) -> Result<ApplyOutcome, StoreError> {
@@ -710,13 +749,16 @@ impl Ctx<'_> {
         // Districts of complaints created earlier in this batch (their rows
         // are written after the loop).
         let mut created_here: HashMap<ComplaintId, &SiteCode> = HashMap::new();
+        let mut per_event = PerEvent::prepare(conn)?;
         for (i, (event, form)) in inc.events.iter().zip(stored).enumerate() {
             // Authorization inside the transaction: an event's district is
             // what its sender says; it must be its complaint's, or a node
             // could write on another district's complaint.
             let known = match created_here.get(&event.complaint_id) {
                 Some(d) => Some((*d).clone()),
-                None => districts::complaint_district(conn, event.complaint_id)?,
+                None => {
+                    districts::complaint_district_with(&mut per_event.district, event.complaint_id)?
+                }
             };
             if let Err(refusal) = scope::check_complaint_district(event, known.as_ref()) {
                 let reason = refusal.to_string();
@@ -732,7 +774,14 @@ impl Ctx<'_> {
                 created_here.insert(event.complaint_id, &event.district);
             }
             let source_seq = inc.source_seqs.get(i).copied();
-            match self.insert_event(conn, event, &form.payload, Some(&inc.from), source_seq)? {
+            match self.insert_event(
+                conn,
+                &mut per_event.insert,
+                event,
+                &form.payload,
+                Some(&inc.from),
+                source_seq,
+            )? {
                 Some(seq) => {
                     out.accepted += 1;
                     if let Some(sealed) = &form.identity {
@@ -762,7 +811,7 @@ impl Ctx<'_> {
         }
         for (complaint_id, seq, lone_created) in touched {
             let lone = match lone_created {
-                Some(i) if !complaint_has_other_events(conn, complaint_id)? => {
+                Some(i) if !complaint_has_other_events(&mut per_event.count, complaint_id)? => {
                     inc.events.get(i).map(|e| (e, stored.get(i)))
                 }
                 _ => None,
@@ -770,17 +819,21 @@ impl Ctx<'_> {
             let (state, identity_possible) = match lone {
                 // The complaint's only event: its Created, just stored. Its
                 // identities can only be this event's, so with none stored
-                // there is nothing for `on_anonymous` to erase or rescope.
-                Some((created, form)) => (
-                    lifecycle::fold(std::slice::from_ref(created)),
-                    form.is_none_or(|f| f.identity.is_some()),
-                ),
+                // there is nothing for `on_anonymous` to erase or rescope,
+                // and the row needs no folded state (nor a copy of the intake).
+                Some((created, Some(form))) if form.identity.is_none() => {
+                    if let Some(row) = ComplaintRow::of_created(created) {
+                        upsert_complaint(&mut per_event.upsert, &row, seq)?;
+                    }
+                    continue;
+                }
+                Some((created, _)) => (lifecycle::fold(std::slice::from_ref(created)), true),
                 None => (lifecycle::fold(&events_of(conn, complaint_id)?), true),
             };
             // Events that arrive before their Created wait in the log; the
             // row appears when the Created does.
             if let Some(state) = state {
-                upsert_complaint(conn, &ComplaintRow::of(&state), seq)?;
+                upsert_complaint(&mut per_event.upsert, &ComplaintRow::of(&state), seq)?;
                 if identity_possible {
                     identity::on_anonymous(conn, self.site, &state)?;
                 }
@@ -820,32 +873,29 @@ impl Ctx<'_> {
         )
     }
 
-    /// Inserts an event; `None` when its id is already stored.
+    /// Inserts an event with `insert` (an [`INSERT_EVENT`] statement of
+    /// `conn`); `None` when its id is already stored.
     fn insert_event(
         &mut self,
         conn: &Connection,
+        insert: &mut Statement<'_>,
         event: &Event,
         payload: &[u8],
         from: Option<&SiteCode>,
         source_seq: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
-        let n = conn
-            .prepare_cached(
-                "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms, source_seq)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING",
-            )?
-            .execute(params![
-                event.id.0.as_bytes().as_slice(),
-                event.complaint_id.0.as_bytes().as_slice(),
-                event.origin.as_str(),
-                event.district.as_str(),
-                event.hlc.0 as i64,
-                event.body.kind(),
-                payload,
-                from.map(SiteCode::as_str),
-                now_ms(),
-                source_seq.map(|s| s as i64),
-            ])?;
+        let n = insert.execute(params![
+            event.id.0.as_bytes().as_slice(),
+            event.complaint_id.0.as_bytes().as_slice(),
+            event.origin.as_str(),
+            event.district.as_str(),
+            event.hlc.0 as i64,
+            event.body.kind(),
+            payload,
+            from.map(SiteCode::as_str),
+            now_ms(),
+            source_seq.map(|s| s as i64),
+        ])?;
         if n == 0 {
             return Ok(None);
         }
@@ -882,10 +932,46 @@ fn event_exists(conn: &Connection, id: EventId) -> Result<bool, StoreError> {
         .is_some())
 }
 
-fn complaint_has_other_events(conn: &Connection, id: ComplaintId) -> Result<bool, StoreError> {
-    let n: i64 = conn
-        .prepare_cached("SELECT count(*) FROM events WHERE complaint_id = ?1")?
-        .query_row([id.0.as_bytes().as_slice()], |r| r.get(0))?;
+const INSERT_EVENT: &str = "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms, source_seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING";
+
+const COUNT_EVENTS: &str = "SELECT count(*) FROM events WHERE complaint_id = ?1";
+
+const UPSERT_COMPLAINT: &str = "INSERT INTO complaints (complaint_id, tracking_number, district, status, created_hlc, updated_hlc, updated_seq)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+     ON CONFLICT (complaint_id) DO UPDATE SET
+       tracking_number = excluded.tracking_number, district = excluded.district, status = excluded.status,
+       created_hlc = excluded.created_hlc, updated_hlc = excluded.updated_hlc, updated_seq = excluded.updated_seq";
+
+/// The statements a received batch runs for every event, taken from the
+/// connection's statement cache once per batch: taking each from the cache
+/// and handing it back once per event cost ~8 % of the writer's time in a
+/// replication burst (docs/benchmarks.md).
+struct PerEvent<'c> {
+    district: CachedStatement<'c>,
+    insert: CachedStatement<'c>,
+    count: CachedStatement<'c>,
+    upsert: CachedStatement<'c>,
+}
+
+impl<'c> PerEvent<'c> {
+    fn prepare(conn: &'c Connection) -> Result<PerEvent<'c>, StoreError> {
+        Ok(PerEvent {
+            district: conn.prepare_cached(districts::COMPLAINT_DISTRICT)?,
+            insert: conn.prepare_cached(INSERT_EVENT)?,
+            count: conn.prepare_cached(COUNT_EVENTS)?,
+            upsert: conn.prepare_cached(UPSERT_COMPLAINT)?,
+        })
+    }
+}
+
+/// Whether complaint `id` has more events than one, with `count` (a
+/// [`COUNT_EVENTS`] statement).
+fn complaint_has_other_events(
+    count: &mut Statement<'_>,
+    id: ComplaintId,
+) -> Result<bool, StoreError> {
+    let n: i64 = count.query_row([id.0.as_bytes().as_slice()], |r| r.get(0))?;
     Ok(n > 1)
 }
 
@@ -915,7 +1001,7 @@ pub(super) fn events_of(conn: &Connection, id: ComplaintId) -> Result<Vec<Event>
 /// What the `complaints` table keeps of a folded state: the columns lists
 /// filter and sort on. Small, so a submission's fold can be dropped on the
 /// caller's side rather than freed on the writer thread.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct ComplaintRow {
     id: ComplaintId,
     tracking_number: TrackingNumber,
@@ -936,16 +1022,38 @@ impl ComplaintRow {
             updated_hlc: state.updated_hlc,
         }
     }
+
+    /// The row of a complaint whose only event is `created`: what
+    /// `of(&fold([created]))` gives (none if the fold has no state), without
+    /// copying the intake into a state only to drop it.
+    pub(super) fn of_created(created: &Event) -> Option<ComplaintRow> {
+        let EventBody::Created {
+            tracking_number, ..
+        } = &created.body
+        else {
+            return None;
+        };
+        let status = lifecycle::created_status(created).ok()?;
+        Some(ComplaintRow {
+            id: created.complaint_id,
+            tracking_number: tracking_number.clone(),
+            district: created.district.clone(),
+            status,
+            created_hlc: created.hlc,
+            updated_hlc: created.hlc,
+        })
+    }
 }
 
-fn upsert_complaint(conn: &Connection, row: &ComplaintRow, seq: u64) -> Result<(), StoreError> {
-    let sql = "INSERT INTO complaints (complaint_id, tracking_number, district, status, created_hlc, updated_hlc, updated_seq)
-               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-               ON CONFLICT (complaint_id) DO UPDATE SET
-                 tracking_number = excluded.tracking_number, district = excluded.district, status = excluded.status,
-                 created_hlc = excluded.created_hlc, updated_hlc = excluded.updated_hlc, updated_seq = excluded.updated_seq";
-    let run = |tracking: &str| {
-        conn.prepare_cached(sql)?.execute(params![
+/// Writes the row of a complaint with `upsert` (an [`UPSERT_COMPLAINT`]
+/// statement).
+fn upsert_complaint(
+    upsert: &mut Statement<'_>,
+    row: &ComplaintRow,
+    seq: u64,
+) -> Result<(), StoreError> {
+    let mut run = |tracking: &str| {
+        upsert.execute(params![
             row.id.0.as_bytes().as_slice(),
             tracking,
             row.district.as_str(),
