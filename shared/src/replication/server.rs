@@ -447,7 +447,20 @@ struct PushReader {
     expected: Seq,
 }
 
+/// Inflate buffer a push stream keeps between batches: a batch of the
+/// default size (1 MiB of events, client.rs) fits; an outsized one's buffer
+/// is let go, so an idle stream never holds more (a hub has a stream per
+/// child).
+const KEEP_INFLATED_BYTES: usize = 4 << 20;
+
 impl PushReader {
+    /// Drops the inflate buffer if an outsized batch grew it.
+    fn trim_inflated(&mut self) {
+        if self.inflated.capacity() > KEEP_INFLATED_BYTES {
+            self.inflated = Vec::new();
+        }
+    }
+
     async fn run(
         mut self,
         mut inbound: Streaming<PushMessage>,
@@ -462,7 +475,11 @@ impl PushReader {
             let work = match msg {
                 Ok(Some(PushMessage {
                     kind: Some(push_message::Kind::Batch(batch)),
-                })) => self.prepare(batch),
+                })) => {
+                    let work = self.prepare(batch);
+                    self.trim_inflated();
+                    work
+                }
                 Ok(Some(_)) => {
                     Work::Fail(Status::invalid_argument("only batches may follow PushOpen"))
                 }
@@ -812,6 +829,54 @@ mod tests {
 
     async fn audit_rows(store: &Store) -> u64 {
         store.verify_audit().await.unwrap().rows
+    }
+
+    #[test]
+    fn a_push_stream_keeps_its_inflate_buffer_for_usual_batches_not_for_an_outsized_one() {
+        let mut reader = PushReader {
+            child: SiteCode::parse("11.13").unwrap(),
+            limits: ServerLimits::default(),
+            inflated: Vec::new(),
+            expected: Seq(0),
+        };
+        // One (invalid, so quarantined) event of `bytes` bytes per batch.
+        let batch = |no: u64, bytes: usize| {
+            let event = v1::Event {
+                actor: "a".repeat(bytes),
+                ..Default::default()
+            }
+            .encode_to_vec();
+            let raw = codec::frame_events([event.as_slice()]);
+            PushBatch {
+                batch_no: no,
+                after_seq: no - 1,
+                through_seq: no,
+                compression: v1::Compression::Zstd as i32,
+                payload: codec::compress(v1::Compression::Zstd, &raw).unwrap(),
+                event_count: 1,
+                seqs: vec![no],
+            }
+        };
+        assert!(matches!(
+            reader.prepare(batch(1, 100_000)),
+            Work::Apply { .. }
+        ));
+        reader.trim_inflated();
+        assert!(
+            reader.inflated.capacity() >= 100_000,
+            "kept for the next batch"
+        );
+        assert!(matches!(
+            reader.prepare(batch(2, 6 << 20)),
+            Work::Apply { .. }
+        ));
+        assert!(reader.inflated.capacity() > KEEP_INFLATED_BYTES);
+        reader.trim_inflated();
+        assert_eq!(
+            reader.inflated.capacity(),
+            0,
+            "let go after an outsized batch"
+        );
     }
 
     /// Found by the fuzz_hello target (seed `clock_min`, docs/security.md).
