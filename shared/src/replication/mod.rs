@@ -8,6 +8,7 @@
 //! - [`codec`]: batch payload framing and compression.
 //! - [`report`]: link and child health for `status` and `nodes`.
 //! - [`scope`]: who may send what to whom (one rule, both halves).
+//! - `screen`: received records validated, checked, kept or refused (both halves).
 //! - [`limit`]: the parent's per-child rate limit.
 //!
 //! ```text
@@ -28,6 +29,7 @@ pub mod limit;
 mod pull;
 pub mod report;
 pub mod scope;
+mod screen;
 pub mod server;
 
 /// The replication protocol version this build speaks.

@@ -7,10 +7,10 @@
 //! never blocks the records behind it.
 
 use super::client::SyncError;
-use super::codec;
+use super::{codec, screen};
 use crate::domain::{Seq, SiteCode};
-use crate::proto::{convert, v1};
-use crate::store::{CursorKind, CursorUpdate, CustodyTier, Incoming, QuarantineRecord, Store};
+use crate::proto::v1;
+use crate::store::{CursorKind, CursorUpdate, CustodyTier, Incoming, Store};
 
 /// Validates and stores one pulled batch; returns how many records were
 /// quarantined.
@@ -24,35 +24,25 @@ pub(super) async fn apply_pull_batch(
         return Ok(0);
     }
     let decoded = codec::decode_events(batch.compression, &batch.payload)?;
-    let site = store.site().clone();
-    let mut events = Vec::with_capacity(decoded.events.len());
-    let mut quarantine = Vec::new();
-    for (proto, at) in decoded.events {
-        let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
-        let checked = convert::event_from_proto(proto)
-            .map_err(|v| v.to_string())
-            .and_then(|e| {
-                if site.covers(&e.district) {
-                    Ok(e)
-                } else {
-                    Err(format!(
-                        "event of district {} is outside this site ({site})",
-                        e.district
-                    ))
-                }
-            });
-        match checked {
-            Ok(event) => events.push(event),
-            Err(reason) => {
-                tracing::warn!(parent = %parent, ?event_id, %reason, "quarantined a pulled record");
-                quarantine.push(QuarantineRecord {
-                    event_id,
-                    // As it came: no copy of every event kept for this.
-                    payload: decoded.raw.get(at).unwrap_or_default().to_vec(),
-                    reason,
-                });
-            }
+    let site = store.site();
+    let screened = screen::screen(decoded.events, &decoded.raw, |e| {
+        if site.covers(&e.district) {
+            Ok(())
+        } else {
+            Err((
+                tonic::Code::PermissionDenied,
+                format!(
+                    "event of district {} is outside this site ({site})",
+                    e.district
+                ),
+            ))
         }
+    });
+    let events = screened.accepted.into_iter().map(|(_, e)| e).collect();
+    let mut quarantine = Vec::with_capacity(screened.refused.len());
+    for screen::Refused { record, .. } in screened.refused {
+        tracing::warn!(parent = %parent, event_id = ?record.event_id, reason = %record.reason, "quarantined a pulled record");
+        quarantine.push(record);
     }
     let cursor = CursorUpdate {
         peer: parent.clone(),

@@ -39,7 +39,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::codec::{self, negotiate};
 use super::limit::{ChildBuckets, RateLimit, SESSION_COST};
-use super::{PROTOCOL_VERSION, scope};
+use super::{PROTOCOL_VERSION, scope, screen};
 use crate::domain::{Seq, SiteCode, SiteRole};
 use crate::proto::convert;
 use crate::proto::v1::{
@@ -47,8 +47,7 @@ use crate::proto::v1::{
     push_message, replication_server::Replication,
 };
 use crate::store::{
-    AppliedLater, AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate,
-    QuarantineRecord, Store,
+    AppliedLater, AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, Store,
 };
 use crate::tls::link::{PeerAuth, peer_auth};
 use crate::tls::peer::Subject;
@@ -541,43 +540,27 @@ impl PushReader {
                 "batch {n}: more events than the limit"
             )));
         }
-        let mut events = Vec::with_capacity(decoded.len());
-        let mut quarantine = Vec::new();
-        let mut rejections = Vec::new();
         // The child's seq of each event, when it sent them (and they line up).
         let seqs = (batch.seqs.len() == decoded.len()).then_some(batch.seqs);
-        let mut source_seqs = Vec::new();
-        for (i, (proto, at)) in decoded.into_iter().enumerate() {
-            let event_id = Some(proto.event_id.clone()).filter(|s| !s.is_empty());
-            let checked = convert::event_from_proto(proto)
-                .map_err(|v| (tonic::Code::InvalidArgument, v.to_string()))
-                .and_then(|e| {
-                    scope::check_event(&self.child, &e)
-                        .map(|()| e)
-                        .map_err(|s| (tonic::Code::PermissionDenied, s.to_string()))
-                });
-            match checked {
-                Ok(event) => {
-                    events.push(event);
-                    if let Some(seqs) = &seqs {
-                        source_seqs.push(seqs[i]);
-                    }
-                }
-                Err((code, reason)) => {
-                    tracing::warn!(child = %self.child, ?event_id, %reason, "quarantined a pushed record");
-                    rejections.push(v1::RecordRejection {
-                        event_id: event_id.clone().unwrap_or_default(),
-                        code: code as i32,
-                        reason: reason.clone(),
-                    });
-                    // Kept as it came (sealed by the store: it may carry identity).
-                    quarantine.push(QuarantineRecord {
-                        event_id,
-                        payload: self.inflated.get(at).unwrap_or_default().to_vec(),
-                        reason,
-                    });
-                }
-            }
+        let child = &self.child;
+        let screened = screen::screen(decoded, &self.inflated, |e| {
+            scope::check_event(child, e).map_err(|s| (tonic::Code::PermissionDenied, s.to_string()))
+        });
+        let source_seqs = match &seqs {
+            Some(seqs) => screened.accepted.iter().map(|(i, _)| seqs[*i]).collect(),
+            None => Vec::new(),
+        };
+        let events = screened.accepted.into_iter().map(|(_, e)| e).collect();
+        let mut rejections = Vec::with_capacity(screened.refused.len());
+        let mut quarantine = Vec::with_capacity(screened.refused.len());
+        for screen::Refused { code, record } in screened.refused {
+            tracing::warn!(child = %self.child, event_id = ?record.event_id, reason = %record.reason, "quarantined a pushed record");
+            rejections.push(v1::RecordRejection {
+                event_id: record.event_id.clone().unwrap_or_default(),
+                code: code as i32,
+                reason: record.reason.clone(),
+            });
+            quarantine.push(record);
         }
         self.expected = Seq(batch.through_seq);
         let cursor = CursorUpdate {
