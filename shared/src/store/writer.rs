@@ -816,7 +816,7 @@ impl Ctx<'_> {
                 }
                 _ => None,
             };
-            let (state, identity_possible) = match lone {
+            let state = match lone {
                 // The complaint's only event: its Created, just stored. Its
                 // identities can only be this event's, so with none stored
                 // there is nothing for `on_anonymous` to erase or rescope,
@@ -827,16 +827,14 @@ impl Ctx<'_> {
                     }
                     continue;
                 }
-                Some((created, _)) => (lifecycle::fold(std::slice::from_ref(created)), true),
-                None => (lifecycle::fold(&events_of(conn, complaint_id)?), true),
+                Some((created, _)) => lifecycle::fold(std::slice::from_ref(created)),
+                None => lifecycle::fold(&events_of(conn, complaint_id)?),
             };
             // Events that arrive before their Created wait in the log; the
             // row appears when the Created does.
             if let Some(state) = state {
                 upsert_complaint(&mut per_event.upsert, &ComplaintRow::of(&state), seq)?;
-                if identity_possible {
-                    identity::on_anonymous(conn, self.site, &state)?;
-                }
+                identity::on_anonymous(conn, self.site, &state)?;
             }
         }
         if let Some(cursor) = &inc.cursor {
