@@ -243,15 +243,15 @@ fn unauthenticated() -> Status {
     )
 }
 
+/// A store error as the replication peer sees it: the shared mapping
+/// ([`crate::rpc::status::to_status`]), except that a busy or full store is
+/// UNAVAILABLE, so the child comes back at the link's pace.
 pub(super) fn store_status(e: crate::store::StoreError) -> Status {
-    tracing::error!(error = %e, source = ?std::error::Error::source(&e), "store failed during replication");
-    if let crate::store::StoreError::Gap { .. } = &e {
-        // The batch before this one failed (and said why); resume from Hello.
-        Status::aborted(e.to_string())
-    } else if e.is_retriable() {
+    if e.is_retriable() {
+        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "store busy during replication");
         Status::unavailable("storage busy, retry")
     } else {
-        Status::internal("storage failure")
+        crate::rpc::status::to_status(e)
     }
 }
 

@@ -27,6 +27,9 @@ pub fn to_status(err: StoreError) -> Status {
         }
         StoreError::BadFilter(reason) => Status::invalid_argument(format!("filter: {reason}")),
         StoreError::Closed => Status::unavailable("site is shutting down"),
+        // A pushed batch whose predecessor did not commit; the sender
+        // resumes from its Hello cursor.
+        e @ StoreError::Gap { .. } => Status::aborted(e.to_string()),
         internal => {
             tracing::error!(error = %chain(&internal), "storage failure");
             Status::internal("storage failure")
@@ -80,6 +83,14 @@ mod tests {
                 Code::InvalidArgument,
             ),
             (StoreError::Closed, Code::Unavailable),
+            (
+                StoreError::Gap {
+                    peer: crate::domain::SiteCode::parse("11.13").unwrap(),
+                    from: crate::domain::Seq(5),
+                    held: crate::domain::Seq(0),
+                },
+                Code::Aborted,
+            ),
             (
                 StoreError::OutOfScope {
                     site: crate::domain::SiteCode::parse("11.13").unwrap(),
