@@ -23,33 +23,31 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use rusqlite::Connection;
 use rusqlite::wal::CheckpointMode;
 
-use super::connection::{open_writer, wal_autocheckpoint_pages};
+use super::connection::open_writer;
 
-/// WAL size at which the checkpointer is woken: half the inline bound
-/// ([`INLINE_WAL_BYTES`]), so each WAL cycle costs two or three checkpoints
-/// instead of one every 4 MiB (SQLite's default), which would copy the
-/// pages every commit touches (index right edges, interior pages) back
-/// again each time.
-const WAKE_WAL_BYTES: i64 = 20 << 20;
-
-/// The WAL bounds in pages of this database (SQLite counts pages; a
-/// database keeps the page size it was created with).
+/// The WAL bounds, in pages (SQLite counts pages; a database keeps the
+/// page size it was created with).
 #[derive(Debug, Clone, Copy)]
 struct Bounds {
+    /// The checkpointer is woken: half the inline bound, so each WAL cycle
+    /// costs two or three checkpoints instead of one every 4 MiB (SQLite's
+    /// default), which would copy the pages every commit touches (index
+    /// right edges, interior pages) back again each time.
     wake: c_int,
+    /// The writer checkpoints inside its commit: the `wal_autocheckpoint`
+    /// its connection was configured with (connection.rs, 40 MiB).
     inline: c_int,
 }
 
 impl Bounds {
-    fn of(conn: &Connection) -> Bounds {
-        let page_size = conn
-            .pragma_query_value(None, "page_size", |r| r.get::<_, i64>(0))
-            .unwrap_or(4096)
-            .max(512);
-        Bounds {
-            wake: (WAKE_WAL_BYTES / page_size) as c_int,
-            inline: wal_autocheckpoint_pages(page_size),
-        }
+    /// Read before the WAL hook replaces the automatic checkpoint, which
+    /// also clears the setting.
+    fn of(conn: &Connection) -> rusqlite::Result<Bounds> {
+        let inline: c_int = conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0))?;
+        Ok(Bounds {
+            wake: inline / 2,
+            inline,
+        })
     }
 }
 
@@ -67,6 +65,15 @@ impl Checkpointer {
     /// SQLite's inline checkpoints and this returns `None`: slower, never
     /// wrong.
     pub(super) fn start(path: &Path, writer: &mut Connection) -> Option<Checkpointer> {
+        let bounds = match Bounds::of(writer) {
+            Ok(bounds) if bounds.wake > 0 => bounds,
+            Ok(_) | Err(_) => {
+                // No inline bound configured (or unreadable): nothing to
+                // split, and the connection's own setting stays as it is.
+                tracing::warn!("no WAL checkpoint bound on the writer; it checkpoints inline");
+                return None;
+            }
+        };
         let conn = match open_writer(path) {
             Ok(conn) => conn,
             Err(error) => {
@@ -85,7 +92,6 @@ impl Checkpointer {
                 return None;
             }
         };
-        let bounds = Bounds::of(writer);
         if let Err(error) = writer.wal_hook(Some(hook(wake_tx, bounds))) {
             // The sender went with the failed hook, so the thread ends.
             tracing::warn!(%error, "cannot install the WAL hook; the writer checkpoints inline");
@@ -246,10 +252,18 @@ mod bounds_tests {
     #[test]
     fn the_wal_bounds_are_the_same_bytes_whatever_the_page_size() {
         for (page_size, wake, inline) in [(4096, 5_120, 10_240), (8192, 2_560, 5_120)] {
-            let conn = Connection::open_in_memory().expect("open");
-            conn.pragma_update(None, "page_size", page_size)
-                .expect("page_size");
-            let b = Bounds::of(&conn);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("b.db");
+            {
+                // A database created with this page size (as an older
+                // binary made them, or this one).
+                let conn = Connection::open(&path).expect("create");
+                conn.pragma_update(None, "page_size", page_size)
+                    .expect("page_size");
+                conn.execute_batch("CREATE TABLE t (x)").expect("schema");
+            }
+            let conn = open_writer(&path).expect("open");
+            let b = Bounds::of(&conn).expect("bounds");
             assert_eq!((b.wake, b.inline), (wake, inline), "page size {page_size}");
             assert_eq!(i64::from(b.inline) * page_size, INLINE_WAL_BYTES);
         }

@@ -12,11 +12,6 @@ pub(super) const PAGE_SIZE: i64 = 8192;
 /// WAL size at which a writer connection checkpoints inside its commit.
 pub(super) const INLINE_WAL_BYTES: i64 = 40 << 20;
 
-/// [`INLINE_WAL_BYTES`] in pages of `page_size` bytes.
-pub(super) fn wal_autocheckpoint_pages(page_size: i64) -> std::ffi::c_int {
-    (INLINE_WAL_BYTES / page_size.max(512)) as std::ffi::c_int
-}
-
 /// Prepared statements kept per connection.
 const STATEMENT_CACHE: usize = 64;
 
@@ -52,7 +47,7 @@ pub(super) fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(
         None,
         "wal_autocheckpoint",
-        wal_autocheckpoint_pages(page_size),
+        INLINE_WAL_BYTES / page_size.max(512),
     )?;
     // Sorts and temporary indexes in memory: they are small and short-lived.
     // (Also keeps decrypted values out of temporary files.)
