@@ -47,6 +47,11 @@ struct Args {
     /// machine one run can be 20-30 % off the next.
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Also write the first batch a node would send (framed, uncompressed,
+    /// `UpstreamConfig`'s batch size) to this file, for codec comparisons
+    /// such as `zstd -b1 FILE` against `zstd -b3 FILE`.
+    #[arg(long)]
+    write_batch: Option<std::path::PathBuf>,
 }
 
 /// One run of the two drains.
@@ -320,6 +325,21 @@ async fn main() -> anyhow::Result<()> {
             max_bytes: usize::MAX,
         })
         .await?;
+    if let Some(path) = &args.write_batch {
+        let limit = UpstreamConfig::new("").batch_bytes;
+        let mut size = 0;
+        let count = all
+            .events
+            .iter()
+            .take_while(|(_, p)| {
+                size += p.len();
+                size <= limit
+            })
+            .count();
+        let batch = all.events[..count].iter().map(|(_, p)| p.as_slice());
+        std::fs::write(path, lapor_shared::replication::codec::frame_events(batch))
+            .with_context(|| format!("write {}", path.display()))?;
+    }
     let proto_bytes: usize = all.events.iter().map(|(_, p)| p.len()).sum();
     let json_total = json_bytes(&all.events)?;
     // Each run drains the whole log again: a fresh hub answers Hello with
