@@ -55,39 +55,51 @@ impl CpuSnapshot {
         snap
     }
 
-    /// CPU used between `earlier` and `self`, per thread kind, in
-    /// microseconds per `items`: ("total", …) first, then the kinds in
-    /// name order; what no named thread accounts for (threads that ended)
-    /// is "other".
-    pub fn per_item_us(&self, earlier: &CpuSnapshot, items: usize) -> Vec<(String, f64)> {
+    /// CPU used between `earlier` and `self`, in microseconds per `items`.
+    pub fn per_item_us(&self, earlier: &CpuSnapshot, items: usize) -> CpuPerItem {
         let scale = 1e6 / items.max(1) as f64;
-        let mut out = vec![(
-            "total".to_string(),
-            (self.total_s - earlier.total_s) * scale,
-        )];
+        let total_s = self.total_s - earlier.total_s;
+        let mut by_thread = Vec::new();
         let mut named = 0.0;
         for (name, s) in &self.by_thread {
             let used = s - earlier.by_thread.get(name).copied().unwrap_or(0.0);
             if used > 0.0 {
                 named += used;
-                out.push((name.clone(), used * scale));
+                by_thread.push((name.clone(), used * scale));
             }
         }
-        let other = (self.total_s - earlier.total_s - named) * scale;
-        if other > 0.0 {
-            out.push(("other".to_string(), other));
+        if total_s - named > 0.0 {
+            by_thread.push(("other".to_string(), (total_s - named) * scale));
         }
-        out
+        CpuPerItem {
+            total_us: total_s * scale,
+            by_thread,
+        }
     }
 }
 
-/// `total 21.3 µs (tokio-runtime-w 9.8, lapor-store-wri 9.1, …)`.
-pub fn describe(parts: &[(String, f64)]) -> String {
-    let Some(((_, total), rest)) = parts.split_first() else {
-        return "CPU not measured (no /proc)".into();
-    };
-    let rest: Vec<String> = rest.iter().map(|(n, us)| format!("{n} {us:.1}")).collect();
-    format!("{total:.1} µs CPU ({})", rest.join(", "))
+/// CPU per item of a phase: the whole process, and per thread name (what
+/// no named thread accounts for, threads that ended, is "other").
+#[derive(Debug, Clone, Default)]
+pub struct CpuPerItem {
+    pub total_us: f64,
+    pub by_thread: Vec<(String, f64)>,
+}
+
+impl std::fmt::Display for CpuPerItem {
+    /// `21.3 µs CPU (tokio-runtime-w 9.8, lapor-store-wri 9.1, …)`; without
+    /// `/proc`, says it was not measured.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.by_thread.is_empty() && self.total_us == 0.0 {
+            return f.write_str("CPU not measured (no /proc)");
+        }
+        let parts: Vec<String> = self
+            .by_thread
+            .iter()
+            .map(|(n, us)| format!("{n} {us:.1}"))
+            .collect();
+        write!(f, "{:.1} µs CPU ({})", self.total_us, parts.join(", "))
+    }
 }
 
 #[cfg(test)]
@@ -118,17 +130,21 @@ mod tests {
             }
         }
         let parts = CpuSnapshot::now().per_item_us(&before, 1);
-        assert_eq!(parts[0].0, "total");
-        assert!(parts[0].1 >= 50_000.0, "{parts:?}");
+        assert!(parts.total_us >= 50_000.0, "{parts:?}");
         let me = std::thread::current()
             .name()
             .map(|n| n.chars().take(15).collect::<String>());
         assert!(
             parts
+                .by_thread
                 .iter()
                 .any(|(name, us)| Some(name) == me.as_ref() && *us >= 30_000.0),
             "{parts:?}"
         );
-        assert!(describe(&parts).starts_with(&format!("{:.1} µs CPU (", parts[0].1)));
+        assert!(
+            parts
+                .to_string()
+                .starts_with(&format!("{:.1} µs CPU (", parts.total_us))
+        );
     }
 }

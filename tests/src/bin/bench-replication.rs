@@ -31,7 +31,7 @@ use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
 use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
 use lapor_shared::tls::link::InsecureLoopback;
-use lapor_tests::cpu::{self, CpuSnapshot};
+use lapor_tests::cpu::{CpuPerItem, CpuSnapshot};
 use lapor_tests::sample;
 
 #[derive(Parser)]
@@ -57,10 +57,10 @@ struct Args {
 /// One run of the two drains.
 struct Run {
     one_hop_s: f64,
-    one_hop_cpu: Vec<(String, f64)>,
+    one_hop_cpu: CpuPerItem,
     wire_bytes: u64,
     two_hop_s: f64,
-    two_hop_cpu: Vec<(String, f64)>,
+    two_hop_cpu: CpuPerItem,
 }
 
 /// The middle value (the mean of the two middle ones for an even count).
@@ -72,11 +72,6 @@ fn median(mut values: Vec<f64>) -> f64 {
         _ if n % 2 == 1 => values[n / 2],
         _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
     }
-}
-
-/// Total CPU µs per complaint of a phase (the first entry).
-fn cpu_total(parts: &[(String, f64)]) -> f64 {
-    parts.first().map_or(0.0, |p| p.1)
 }
 
 /// One hop (node -> a fresh province, through the counting proxy), then two
@@ -99,12 +94,7 @@ async fn drain_run(
     let push_token = token.child_token();
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
-    spawn_push_loop(
-        node.clone(),
-        UpstreamConfig::new(format!("http://{proxy}")),
-        tracker,
-        push_token.clone(),
-    );
+    push_to(node, proxy, tracker, &push_token);
     wait_for(&province, "11.13", head).await?;
     let one_hop_s = started.elapsed().as_secs_f64();
     let one_hop_cpu = CpuSnapshot::now().per_item_us(&cpu_before, complaints);
@@ -116,18 +106,8 @@ async fn drain_run(
     let province_b_addr = serve_hub(province_b.clone(), tracker, &token).await?;
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
-    spawn_push_loop(
-        province_b.clone(),
-        UpstreamConfig::new(format!("http://{national_addr}")),
-        tracker,
-        token.clone(),
-    );
-    spawn_push_loop(
-        node.clone(),
-        UpstreamConfig::new(format!("http://{province_b_addr}")),
-        tracker,
-        token.clone(),
-    );
+    push_to(&province_b, national_addr, tracker, &token);
+    push_to(node, province_b_addr, tracker, &token);
     wait_for(&province_b, "11.13", head).await?;
     let province_b_head = *province_b.watch_head().borrow();
     wait_for(&national, "11", province_b_head).await?;
@@ -144,6 +124,16 @@ async fn drain_run(
         two_hop_s,
         two_hop_cpu,
     })
+}
+
+/// Starts `from`'s push loop to the hub at `to`, with the default window.
+fn push_to(from: &Store, to: SocketAddr, tracker: &TaskTracker, token: &CancellationToken) {
+    spawn_push_loop(
+        from.clone(),
+        UpstreamConfig::new(format!("http://{to}")),
+        tracker,
+        token.clone(),
+    );
 }
 
 fn open(dir: &std::path::Path, name: &str, site: &str) -> anyhow::Result<Store> {
@@ -364,9 +354,9 @@ async fn main() -> anyhow::Result<()> {
             "run {}: one hop {:.0}/s ({}), two hops {:.0}/s ({}), raw {raw_per_s:.0}/s",
             run + 1,
             args.complaints as f64 / r.one_hop_s,
-            cpu::describe(&r.one_hop_cpu),
+            r.one_hop_cpu,
             args.complaints as f64 / r.two_hop_s,
-            cpu::describe(&r.two_hop_cpu),
+            r.two_hop_cpu,
         );
         runs.push(r);
         raws.push(raw_per_s);
@@ -425,8 +415,8 @@ async fn main() -> anyhow::Result<()> {
     let one_hop = median(runs.iter().map(|r| n / r.one_hop_s).collect());
     let two_hop = median(runs.iter().map(|r| n / r.two_hop_s).collect());
     let raw = median(raws);
-    let one_hop_cpu = median(runs.iter().map(|r| cpu_total(&r.one_hop_cpu)).collect());
-    let two_hop_cpu = median(runs.iter().map(|r| cpu_total(&r.two_hop_cpu)).collect());
+    let one_hop_cpu = median(runs.iter().map(|r| r.one_hop_cpu.total_us).collect());
+    let two_hop_cpu = median(runs.iter().map(|r| r.two_hop_cpu.total_us).collect());
     let naive = args.naive as f64 / naive_s;
     let wire_per = median(runs.iter().map(|r| r.wire_bytes as f64 / n).collect());
     eprintln!(
