@@ -30,20 +30,19 @@ const ACEH: &str = "11";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_district_gets_resource_exhausted_with_retry_info_and_another_is_served() {
     let dir = tempfile::tempdir().unwrap();
-    let config = init_hub(dir.path(), "province", ACEH).await.unwrap();
     // A bucket of 3 that refills once every ~17 minutes: the first session
     // is admitted, the next Hello is not, whatever the machine's speed.
-    let text = std::fs::read_to_string(&config).unwrap();
-    let limited = text.replace("child_burst = 30", "child_burst = 3").replace(
-        "child_requests_per_second = 2.0",
-        "child_requests_per_second = 0.001",
-    );
-    assert_ne!(limited, text, "the hub config has [limits]");
-    std::fs::write(&config, limited).unwrap();
-    run_command(Binary::Hub, &config, &["ca", "init"])
-        .await
-        .unwrap();
-    let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
+    let (config, hub) = limited_hub(
+        dir.path(),
+        &[
+            ("child_burst = 30", "child_burst = 3"),
+            (
+                "child_requests_per_second = 2.0",
+                "child_requests_per_second = 0.001",
+            ),
+        ],
+    )
+    .await;
     let gayo = ca_issue(&config, GAYO_LUES, &dir.path().join("gayo"), &[])
         .await
         .unwrap();
@@ -74,6 +73,23 @@ async fn a_flooding_district_gets_resource_exhausted_with_retry_info_and_another
         Code::ResourceExhausted,
         "still limited: {status:?}"
     );
+}
+
+/// The Aceh hub with its CA, started after each `(from, to)` edit of its
+/// `[limits]`; every `from` must be in the config it was initialised with.
+async fn limited_hub(dir: &Path, edits: &[(&str, &str)]) -> (PathBuf, SiteProcess) {
+    let config = init_hub(dir, "province", ACEH).await.unwrap();
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "the hub config has {from:?}");
+        text = text.replace(from, to);
+    }
+    std::fs::write(&config, text).unwrap();
+    run_command(Binary::Hub, &config, &["ca", "init"])
+        .await
+        .unwrap();
+    let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
+    (config, hub)
 }
 
 fn now_unix() -> i64 {
@@ -116,16 +132,12 @@ async fn renew(hub: &SiteProcess, files: &TlsFiles) -> Result<Option<Renewed>, R
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_districts_renewal_beyond_its_bucket_is_postponed_and_another_district_renews() {
     let dir = tempfile::tempdir().unwrap();
-    let config = init_hub(dir.path(), "province", ACEH).await.unwrap();
     // One renewal at once per district, the next after 20 minutes.
-    let text = std::fs::read_to_string(&config).unwrap();
-    let limited = text.replace("child_renewal_burst = 3", "child_renewal_burst = 1");
-    assert_ne!(limited, text, "the hub config has child_renewal_burst");
-    std::fs::write(&config, limited).unwrap();
-    run_command(Binary::Hub, &config, &["ca", "init"])
-        .await
-        .unwrap();
-    let hub = SiteProcess::start(Binary::Hub, &config).await.unwrap();
+    let (config, hub) = limited_hub(
+        dir.path(),
+        &[("child_renewal_burst = 3", "child_renewal_burst = 1")],
+    )
+    .await;
     // Two certificates of Gayo Lues, both due: the bucket is the site's.
     let gayo = due_bundle(&config, GAYO_LUES, dir.path().join("gayo")).await;
     let gayo_again = due_bundle(&config, GAYO_LUES, dir.path().join("gayo2")).await;
