@@ -606,7 +606,7 @@ enum Owed {
 /// queued and its answer is kept for the next call.
 async fn first_owed(owed: &mut VecDeque<Owed>) -> Result<PushAck, Status> {
     match owed.front_mut() {
-        Some(Owed::Ready(answer)) => std::mem::replace(answer, Err(Status::internal("taken"))),
+        Some(Owed::Ready(answer)) => answer.clone(),
         Some(Owed::Applying {
             batch_no,
             through,
