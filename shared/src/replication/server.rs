@@ -735,7 +735,7 @@ pub async fn replay_quarantine(
         };
         match (event, from) {
             (Some(event), Some(from)) => {
-                store
+                let outcome = store
                     .apply_remote(Incoming {
                         from,
                         events: vec![event],
@@ -745,8 +745,15 @@ pub async fn replay_quarantine(
                         requires: None,
                     })
                     .await?;
+                // The old entry is settled either way; a complaint created
+                // meanwhile in another district makes the store refuse it
+                // again, as a new entry with the reason of now.
                 store.mark_replayed(vec![entry.id]).await?;
-                replayed += 1;
+                if outcome.refused.is_empty() {
+                    replayed += 1;
+                } else {
+                    refused += 1;
+                }
             }
             _ => refused += 1,
         }
