@@ -97,36 +97,8 @@ impl fmt::Display for At<'_> {
     }
 }
 
-/// [`Violations`] recording at an [`At`], which is turned into a string
-/// only when something is actually recorded.
-trait RecordAt {
-    /// Records that the field at `at` is invalid.
-    fn add_at(&mut self, at: At<'_>, description: impl Into<String>);
-    /// `Some(value)` when `result` is Ok, else records the error at `at`.
-    fn check_at<T>(&mut self, at: At<'_>, result: Result<T, FieldError>) -> Option<T>;
-    /// Records the field at `at` as missing and yields `None`.
-    fn missing_at<T>(&mut self, at: At<'_>) -> Option<T>;
-}
-
-impl RecordAt for Violations {
-    fn add_at(&mut self, at: At<'_>, description: impl Into<String>) {
-        self.add(at.to_string(), description);
-    }
-
-    fn check_at<T>(&mut self, at: At<'_>, result: Result<T, FieldError>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(e) => self.check(&at.to_string(), Err(e)),
-        }
-    }
-
-    fn missing_at<T>(&mut self, at: At<'_>) -> Option<T> {
-        self.missing(&at.to_string())
-    }
-}
-
 fn text(s: String, min: usize, max: usize, at: At<'_>, v: &mut Violations) -> Option<String> {
-    v.check_at(at, limits::check_text(&s, min, max)).map(|()| s)
+    v.check(at, limits::check_text(&s, min, max)).map(|()| s)
 }
 
 // ---- intake ---------------------------------------------------------------
@@ -182,14 +154,14 @@ fn intake_in(
     };
     let classification = classification_from_proto(p.classification);
     if classification.is_none() {
-        v.add_at(
+        v.add(
             at.child("classification"),
             "must be PENGADUAN, ASPIRASI or PERMINTAAN_INFORMASI",
         );
     }
     let channel = channel_from_proto(p.channel);
     if channel.is_none() {
-        v.add_at(
+        v.add(
             at.child("channel"),
             "must be a known channel, not UNSPECIFIED",
         );
@@ -199,16 +171,16 @@ fn intake_in(
     let body = text(p.body, 1, MAX_BODY_CHARS, at.child("body"), v);
     let location = match p.location {
         Some(l) => location_in(l, at.child("location"), v),
-        None => v.missing_at(at.child("location")),
+        None => v.missing(at.child("location")),
     };
     let incident_date = match p.incident_date {
         None => Some(None),
         Some(d) => {
             let field = at.child("incident_date");
-            let date = v.check_at(field, limits::incident_date(d.year, d.month, d.day));
+            let date = v.check(field, limits::incident_date(d.year, d.month, d.day));
             match (date, today) {
                 (Some(date), Some(today)) => v
-                    .check_at(field, limits::check_not_after(date, today))
+                    .check(field, limits::check_not_after(date, today))
                     .map(|()| Some(date)),
                 (date, _) => date.map(Some),
             }
@@ -223,11 +195,11 @@ fn intake_in(
         (true, None, _) | (false, None, Rules::Event) => Some(None),
         (true, Some(r), Rules::Submission { .. }) => reporter_in(r, field, v).map(Some),
         (true, Some(_), Rules::Standalone | Rules::Event) => {
-            v.add_at(field, "must be absent when privacy.is_anonymous is set: identity never travels for anonymous complaints");
+            v.add(field, "must be absent when privacy.is_anonymous is set: identity never travels for anonymous complaints");
             None
         }
         (false, None, Rules::Standalone | Rules::Submission { .. }) => {
-            v.add_at(field, "is required unless privacy.is_anonymous is set");
+            v.add(field, "is required unless privacy.is_anonymous is set");
             None
         }
         (false, Some(r), _) => reporter_in(r, field, v).map(Some),
@@ -248,10 +220,10 @@ fn intake_in(
 fn location_in(l: v1::Location, at: At<'_>, v: &mut Violations) -> Option<Location> {
     let field = at.child("region_code");
     let region = match RegionCode::parse(&l.region_code) {
-        _ if l.region_code.is_empty() => v.missing_at(field),
+        _ if l.region_code.is_empty() => v.missing(field),
         Ok(region) if regions::district(region.district().as_str()).is_some() => Some(region),
         Ok(region) => {
-            v.add_at(
+            v.add(
                 field,
                 format!(
                     "kabupaten/kota {} is not in the Kemendagri list",
@@ -261,7 +233,7 @@ fn location_in(l: v1::Location, at: At<'_>, v: &mut Violations) -> Option<Locati
             None
         }
         Err(_) => {
-            v.add_at(
+            v.add(
                 field,
                 "must be a Kemendagri code NN.NN, NN.NN.NN or NN.NN.NN.NNNN",
             );
@@ -283,7 +255,7 @@ fn location_in(l: v1::Location, at: At<'_>, v: &mut Violations) -> Option<Locati
                 _ if l.latitude.is_none() => "latitude",
                 _ => "longitude",
             };
-            v.add_at(at.child(axis), e.to_string());
+            v.add(at.child(axis), e.to_string());
             None
         }
     };
@@ -299,19 +271,19 @@ fn reporter_in(r: v1::ReporterIdentity, at: At<'_>, v: &mut Violations) -> Optio
     let nik = match r.nik.as_str() {
         "" => Some(None),
         nik => v
-            .check_at(at.child("nik"), limits::check_nik(nik))
+            .check(at.child("nik"), limits::check_nik(nik))
             .map(|()| Some(Nik(r.nik))),
     };
     let phone = match r.phone.as_str() {
         "" => Some(None),
         phone => v
-            .check_at(at.child("phone"), limits::normalize_phone(phone))
+            .check(at.child("phone"), limits::normalize_phone(phone))
             .map(Some),
     };
     let email = match r.email.as_str() {
         "" => Some(None),
         email => v
-            .check_at(at.child("email"), limits::check_email(email))
+            .check(at.child("email"), limits::check_email(email))
             .map(|()| Some(r.email)),
     };
     Some(Reporter {
@@ -453,7 +425,7 @@ pub fn event_body_from_proto(
 
 fn event_body_in(p: Option<v1::EventBody>, at: At<'_>, v: &mut Violations) -> Option<EventBody> {
     let Some(kind) = p.and_then(|b| b.kind) else {
-        v.add_at(at, "is required: set exactly one event kind");
+        v.add(at, "is required: set exactly one event kind");
         return None;
     };
     let note = |s: String, field: At<'_>, v: &mut Violations| text(s, 0, MAX_NOTE_CHARS, field, v);
@@ -464,13 +436,13 @@ fn event_body_in(p: Option<v1::EventBody>, at: At<'_>, v: &mut Violations) -> Op
     Some(match kind {
         Kind::Created(c) => {
             let at = at.child("created");
-            let tracking = v.check_at(
+            let tracking = v.check(
                 at.child("tracking_number"),
                 limits::check_tracking_number(&c.tracking_number),
             );
             let intake = match c.intake {
                 Some(i) => intake_in(i, at.child("intake"), Rules::Event, v),
-                None => v.missing_at(at.child("intake")),
+                None => v.missing(at.child("intake")),
             };
             tracking?;
             EventBody::Created {

@@ -31,10 +31,12 @@ impl Violations {
         Self::default()
     }
 
-    /// Records that `field` is invalid.
-    pub fn add(&mut self, field: impl Into<String>, description: impl Into<String>) {
+    /// Records that `field` is invalid. The field is anything that displays
+    /// as its path, so a path built from parts is only joined into a string
+    /// here, when something is actually wrong.
+    pub fn add(&mut self, field: impl std::fmt::Display, description: impl Into<String>) {
         self.items.push(Violation {
-            field: field.into(),
+            field: field.to_string(),
             description: description.into(),
         });
     }
@@ -87,12 +89,16 @@ impl Violations {
     }
 
     /// `Some(value)` when `result` is Ok, else records the error at `field`.
-    pub(super) fn check<T>(&mut self, field: &str, result: Result<T, FieldError>) -> Option<T> {
+    pub(super) fn check<T>(
+        &mut self,
+        field: impl std::fmt::Display,
+        result: Result<T, FieldError>,
+    ) -> Option<T> {
         result.map_err(|e| self.add(field, e.to_string())).ok()
     }
 
     /// Records `field` as missing and yields `None`.
-    pub(super) fn missing<T>(&mut self, field: &str) -> Option<T> {
+    pub(super) fn missing<T>(&mut self, field: impl std::fmt::Display) -> Option<T> {
         self.add(field, FieldError::Missing.to_string());
         None
     }
