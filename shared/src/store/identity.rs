@@ -28,6 +28,9 @@
 //!   sealed              seal(AAD = "lapor.identity.v1" || event_id (16 bytes),
 //!                            ReporterIdentity protobuf)
 //!   nik_hash            HMAC-SHA256(nik key, NIK) or NULL; never the NIK
+//!   nik_part            the event's seq here >> NIK_PART_BITS: the index on
+//!                       (nik_part, nik_hash) takes each commit's hashes into
+//!                       one or two partitions, not all over one random tree
 //! conflicts.payload   seal(AAD = "lapor.conflict.v1", the Event as received)
 //! quarantine.payload  seal(AAD = "lapor.quarantine.v1", the record as received)
 //!                     (`sealed` = 1; 0 only in databases from before v4,
@@ -79,6 +82,12 @@ const IDENTITY_AAD: &[u8] = b"lapor.identity.v1";
 pub(super) const CONFLICT_AAD: &[u8] = b"lapor.conflict.v1";
 /// Associated data of sealed quarantine records.
 pub(super) const QUARANTINE_AAD: &[u8] = b"lapor.quarantine.v1";
+
+/// Width of a NIK-index partition, in bits of the event's seq at this site
+/// (schema 0006): 4,096 events, so a group commit's identities land in one
+/// or two partitions of a few dozen pages, and a look-up at a national hub
+/// holding ten million events probes ~2,500 partitions.
+const NIK_PART_BITS: u32 = 12;
 
 /// Where an identity held at this site may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -219,15 +228,17 @@ pub(super) fn stored_form(key: &SiteKey, event: &Event) -> StoredEvent {
     }
 }
 
-/// Stores the identity of the Created event `event` (first copy wins).
+/// Stores the identity of the Created event `event`, stored here at `seq`
+/// (first copy wins).
 pub(super) fn insert(
     conn: &Connection,
     event: &Event,
+    seq: u64,
     identity: &SealedIdentity,
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
-        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (event_id) DO NOTHING",
+        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms, nik_part)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
     )?
     .execute(params![
         event.id.0.as_bytes().as_slice(),
@@ -236,6 +247,7 @@ pub(super) fn insert(
         identity.sealed,
         identity.nik_hash.as_ref().map(|h| h.as_slice()),
         now_ms(),
+        (seq >> NIK_PART_BITS) as i64,
     ])?;
     Ok(())
 }
@@ -283,26 +295,46 @@ pub(super) fn fetch(
     Ok(out)
 }
 
-/// Complaints whose reporter gave the NIK with this keyed hash.
+/// Complaints whose reporter gave the NIK with this keyed hash, in id order.
+/// The index is partitioned by arrival (schema 0006), so this is one probe
+/// per partition, from the first partition holding any hash to the last.
 pub(super) fn complaints_by_nik(
     conn: &Connection,
     nik_hash: &[u8; 32],
 ) -> Result<Vec<ComplaintId>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT DISTINCT complaint_id FROM identities WHERE nik_hash = ?1 ORDER BY complaint_id",
-    )?;
-    let rows = stmt.query_map([nik_hash.as_slice()], |r| r.get::<_, Vec<u8>>(0))?;
+    let (first, last): (Option<i64>, Option<i64>) = conn
+        .prepare_cached(NIK_PARTS)?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (Some(first), Some(last)) = (first, last) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = conn.prepare_cached(NIK_PROBE)?;
     let mut out = Vec::new();
-    for row in rows {
-        let bytes = row?;
-        let id = uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-            seq: 0,
-            reason: format!("identities.complaint_id: {e}"),
+    for part in first..=last {
+        let rows = stmt.query_map(params![part, nik_hash.as_slice()], |r| {
+            r.get::<_, Vec<u8>>(0)
         })?;
-        out.push(ComplaintId(id));
+        for row in rows {
+            let bytes = row?;
+            let id = uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                seq: 0,
+                reason: format!("identities.complaint_id: {e}"),
+            })?;
+            out.push(ComplaintId(id));
+        }
     }
+    out.sort_unstable();
+    out.dedup();
     Ok(out)
 }
+
+/// The first and last NIK-index partitions, each read from one end of the
+/// index (a single `min(), max()` query would scan it).
+const NIK_PARTS: &str = "SELECT (SELECT min(nik_part) FROM identities WHERE nik_hash IS NOT NULL),
+        (SELECT max(nik_part) FROM identities WHERE nik_hash IS NOT NULL)";
+
+/// One partition's complaints with a given NIK hash.
+const NIK_PROBE: &str = "SELECT complaint_id FROM identities WHERE nik_part = ?1 AND nik_hash = ?2 AND nik_hash IS NOT NULL";
 
 /// Applies the tightening rule to a complaint that is now anonymous: at its
 /// origin node the identity becomes `local`; elsewhere it is erased, with an
@@ -445,7 +477,7 @@ pub(super) fn seal_plaintext(
             params![seq, form.payload],
         )?;
         if let Some(identity) = &form.identity {
-            insert(&tx, &event, identity)?;
+            insert(&tx, &event, seq as u64, identity)?;
         }
         touched.push(event.complaint_id);
     }

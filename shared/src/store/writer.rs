@@ -608,7 +608,7 @@ impl Ctx<'_> {
             )?
             .ok_or(StoreError::Conflict(p.event.id))?;
         if let Some(sealed) = &p.stored.identity {
-            identity::insert(conn, &p.event, sealed)?;
+            identity::insert(conn, &p.event, seq, sealed)?;
         }
         upsert_complaint(&mut *conn.prepare_cached(UPSERT_COMPLAINT)?, &p.row, seq)?;
         Ok(Submitted {
@@ -785,7 +785,7 @@ impl Ctx<'_> {
                 Some(seq) => {
                     out.accepted += 1;
                     if let Some(sealed) = &form.identity {
-                        identity::insert(conn, event, sealed)?;
+                        identity::insert(conn, event, seq, sealed)?;
                     }
                     let created = matches!(event.body, EventBody::Created { .. });
                     match seen.get(&event.complaint_id) {

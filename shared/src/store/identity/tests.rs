@@ -679,3 +679,106 @@ async fn an_event_outside_the_sites_scope_is_permission_denied_and_audited() {
     node.close().await.unwrap();
     assert_eq!(audit_actions(dir.path()), ["refused_write"]);
 }
+
+/// An identities row with a NIK hash in NIK-index partition `part`.
+fn insert_hashed(conn: &Connection, complaint: ComplaintId, hash: &[u8; 32], part: i64) {
+    conn.execute(
+        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms, nik_part)
+         VALUES (?1, ?2, 'event', x'00', ?3, 0, ?4)",
+        rusqlite::params![
+            EventId::new_v7().0.as_bytes().as_slice(),
+            complaint.0.as_bytes().as_slice(),
+            hash.as_slice(),
+            part
+        ],
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_nik_is_found_in_every_partition_of_its_index_once_per_complaint() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    super::super::migrations::migrate(&mut conn).unwrap();
+    let hash = [7u8; 32];
+    assert!(super::complaints_by_nik(&conn, &hash).unwrap().is_empty());
+    let [a, b, c, d] = [(); 4].map(|()| ComplaintId::new_v7());
+    // The NIK is in the first, a middle and the last partition (c twice),
+    // another NIK in the middle one, and partitions between hold nothing.
+    insert_hashed(&conn, c, &hash, 9);
+    insert_hashed(&conn, a, &hash, 2);
+    insert_hashed(&conn, c, &hash, 2);
+    insert_hashed(&conn, d, &hash, 5);
+    insert_hashed(&conn, b, &[8u8; 32], 5);
+    let mut want = vec![a, c, d];
+    want.sort();
+    assert_eq!(super::complaints_by_nik(&conn, &hash).unwrap(), want);
+    assert_eq!(super::complaints_by_nik(&conn, &[8u8; 32]).unwrap(), [b]);
+    assert!(
+        super::complaints_by_nik(&conn, &[9u8; 32])
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn nik_look_ups_search_the_partitioned_index_and_never_scan_the_table() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    super::super::migrations::migrate(&mut conn).unwrap();
+    let plan = |sql: &str, params: &[&dyn rusqlite::ToSql]| -> Vec<String> {
+        conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map(params, |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let probe = plan(super::NIK_PROBE, &[&0i64, &[7u8; 32].as_slice()]);
+    assert!(
+        probe
+            .iter()
+            .any(|s| s.starts_with("SEARCH identities USING")
+                && s.contains("INDEX identities_by_nik_part (nik_part=? AND nik_hash=?)")),
+        "{probe:?}"
+    );
+    let bounds = plan(super::NIK_PARTS, &[]);
+    assert!(
+        bounds.iter().all(|s| !s.starts_with("SCAN identities"))
+            && bounds
+                .iter()
+                .filter(|s| s
+                    .starts_with("SEARCH identities USING COVERING INDEX identities_by_nik_part"))
+                .count()
+                == 2,
+        "min and max must each be read from an end of the index: {bounds:?}"
+    );
+}
+
+#[test]
+fn upgrading_to_the_partitioned_nik_index_files_old_identities_by_their_seq() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate_to(&mut conn, 5).unwrap();
+    let hash = [3u8; 32];
+    let (event, complaint) = (EventId::new_v7(), ComplaintId::new_v7());
+    conn.execute(
+        "INSERT INTO events (seq, event_id, complaint_id, origin, district, hlc, kind, payload, stored_at_ms)
+         VALUES (9000, ?1, ?2, '11.13', '11.13', 1, 'created', x'00', 0)",
+        rusqlite::params![event.0.as_bytes().as_slice(), complaint.0.as_bytes().as_slice()],
+    )
+    .unwrap();
+    conn.execute(
+        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms)
+         VALUES (?1, ?2, 'event', x'00', ?3, 0)",
+        rusqlite::params![
+            event.0.as_bytes().as_slice(),
+            complaint.0.as_bytes().as_slice(),
+            hash.as_slice()
+        ],
+    )
+    .unwrap();
+    super::super::migrations::migrate(&mut conn).unwrap();
+    let part: i64 = conn
+        .query_row("SELECT nik_part FROM identities", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(part, 9000 >> super::NIK_PART_BITS);
+    assert_eq!(super::complaints_by_nik(&conn, &hash).unwrap(), [complaint]);
+}
