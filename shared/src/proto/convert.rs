@@ -623,4 +623,4 @@ pub fn deadline_to_proto(d: &crate::deadline::Deadline) -> v1::Deadline {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -75,7 +75,7 @@ use super::writer::events_of;
 use crate::crypto::{KeyError, SiteKey};
 use crate::domain::{ComplaintId, Event, EventBody, EventId, Reporter, SiteCode};
 use crate::lifecycle::{self, ComplaintState};
-use crate::proto::{convert, v1};
+use crate::proto::{convert, v1, wire};
 
 const IDENTITY_AAD: &[u8] = b"lapor.identity.v1";
 /// Associated data of sealed conflict copies.
@@ -375,7 +375,40 @@ pub(super) fn on_anonymous(
 
 /// The payload of a stored event as it is sent to a peer: the identity
 /// (scope `event`) put back into its Created event.
+///
+/// The sealed plaintext is the canonical `ReporterIdentity` that [`seal`]
+/// encoded, so it is appended to the stored bytes as the intake's last
+/// field (`proto::wire`), which gives the bytes encoding the whole event
+/// would; a payload not shaped as prost writes it is decoded and encoded.
 pub(super) fn attach(
+    key: &SiteKey,
+    seq: i64,
+    event_id: EventId,
+    payload: &[u8],
+    sealed: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let mut plain = key
+        .open(&identity_aad(event_id), sealed)
+        .map_err(|source| StoreError::Unseal {
+            record: format!("identity of event {event_id}"),
+            source,
+        })?;
+    let spliced = wire::append_nested(payload, REPORTER_PATH, REPORTER_FIELD, &plain);
+    plain.zeroize();
+    match spliced {
+        Some(bytes) => Ok(bytes),
+        None => attach_by_decoding(key, seq, event_id, payload, sealed),
+    }
+}
+
+/// `Event.body` (10) → `EventBody.created` (1) → `Created.intake` (2): each
+/// the last field of its message in the canonical encoding.
+const REPORTER_PATH: &[u32] = &[10, 1, 2];
+/// `ComplaintIntake.reporter`, the highest-numbered field of the intake.
+const REPORTER_FIELD: u32 = 9;
+
+/// [`attach`] the long way: decode, put the reporter in, encode.
+fn attach_by_decoding(
     key: &SiteKey,
     seq: i64,
     event_id: EventId,

@@ -522,7 +522,7 @@ fn reporter_strategy() -> impl Strategy<Value = Reporter> {
         })
 }
 
-fn intake_strategy() -> impl Strategy<Value = Intake> {
+pub(crate) fn intake_strategy() -> impl Strategy<Value = Intake> {
     use Channel as Ch;
     use Classification as C;
     let classification =
@@ -612,7 +612,7 @@ fn body_strategy() -> impl Strategy<Value = EventBody> {
     ]
 }
 
-fn event_strategy() -> impl Strategy<Value = Event> {
+pub(crate) fn event_strategy() -> impl Strategy<Value = Event> {
     let origin = prop_oneof![
         Just("00"),
         prop::sample::select(vec!["11", "12", "93"]),

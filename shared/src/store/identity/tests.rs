@@ -782,3 +782,52 @@ fn upgrading_to_the_partitioned_nik_index_files_old_identities_by_their_seq() {
     assert_eq!(part, 9000 >> super::NIK_PART_BITS);
     assert_eq!(super::complaints_by_nik(&conn, &hash).unwrap(), [complaint]);
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+    /// What a peer receives for a stored Created event is the canonical
+    /// encoding of the whole event, whether the reporter is appended to the
+    /// stored bytes or the event is decoded and encoded again.
+    #[test]
+    fn an_appended_identity_gives_the_bytes_of_the_whole_event(
+        mut event in crate::proto::convert::tests::event_strategy(),
+        intake in crate::proto::convert::tests::intake_strategy(),
+        created in proptest::prelude::any::<bool>(),
+    ) {
+        // Mostly Created events (half of them with a reporter), the rest
+        // of every kind.
+        if created {
+            event.body = EventBody::Created {
+                tracking_number: TrackingNumber("2026-K7Q-000042".into()),
+                intake: Box::new(intake),
+            };
+        }
+        let key = crate::crypto::SiteKey::for_tests(1);
+        let form = super::stored_form(&key, &event);
+        if let Some(identity) = &form.identity {
+            let whole = encode_event(&event);
+            let fast = super::attach(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
+            let slow = super::attach_by_decoding(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
+            proptest::prop_assert_eq!(&fast, &whole);
+            // ... by appending: a stored Created is always in the shape the
+            // appending path takes, never left to the decoding one.
+            proptest::prop_assert!(crate::proto::wire::append_nested(
+                &form.payload, super::REPORTER_PATH, super::REPORTER_FIELD, b""
+            ).is_some());
+            proptest::prop_assert_eq!(&slow, &whole);
+        } else {
+            proptest::prop_assert_eq!(form.payload, encode_event(&event));
+        }
+    }
+}
+
+#[test]
+fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
+    let key = crate::crypto::SiteKey::for_tests(1);
+    let event = created(Some(reporter(1)), 1);
+    let form = super::stored_form(&key, &event);
+    let sealed = form.identity.unwrap().sealed;
+    let err = super::attach(&key, 1, EventId::new_v7(), &form.payload, &sealed).unwrap_err();
+    assert!(matches!(err, StoreError::Unseal { .. }), "{err:?}");
+}
