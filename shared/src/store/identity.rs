@@ -206,9 +206,9 @@ fn unseal(key: &SiteKey, event: EventId, sealed: &[u8]) -> Result<Reporter, Stor
 /// carries one (validation refuses it), and should one reach the store
 /// anyway it is dropped, never stored.
 pub(super) fn stored_form(key: &SiteKey, event: &Event) -> StoredEvent {
-    let reporter = match &event.body {
-        EventBody::Created { intake, .. } => intake.reporter.as_ref(),
-        _ => None,
+    let (reporter, anonymous) = match &event.body {
+        EventBody::Created { intake, .. } => (intake.reporter.as_ref(), intake.privacy.anonymous),
+        _ => (None, false),
     };
     let Some(reporter) = reporter else {
         return StoredEvent {
@@ -216,14 +216,17 @@ pub(super) fn stored_form(key: &SiteKey, event: &Event) -> StoredEvent {
             identity: None,
         };
     };
-    let mut stripped = event.clone();
-    let mut anonymous = false;
-    if let EventBody::Created { intake, .. } = &mut stripped.body {
+    // The reporter is dropped from the encoded form, not from a copy of the
+    // event (and its ~1 KiB body).
+    let mut proto = convert::event_to_proto(event);
+    if let Some(v1::event_body::Kind::Created(created)) =
+        proto.body.as_mut().and_then(|b| b.kind.as_mut())
+        && let Some(intake) = created.intake.as_mut()
+    {
         intake.reporter = None;
-        anonymous = intake.privacy.anonymous;
     }
     StoredEvent {
-        payload: encode_event(&stripped),
+        payload: proto.encode_to_vec(),
         identity: (!anonymous).then(|| seal(key, event.id, IdentityScope::Event, reporter.clone())),
     }
 }

@@ -818,16 +818,18 @@ impl Ctx<'_> {
             };
             let state = match lone {
                 // The complaint's only event: its Created, just stored. Its
-                // identities can only be this event's, so with none stored
-                // there is nothing for `on_anonymous` to erase or rescope,
-                // and the row needs no folded state (nor a copy of the intake).
-                Some((created, Some(form))) if form.identity.is_none() => {
+                // identity can only be this event's: none when the Created
+                // is anonymous (never stored for one), and one that stays
+                // when it is not. So `on_anonymous` has nothing to erase or
+                // rescope, and the row needs no folded state (nor a copy of
+                // the intake).
+                Some((created, Some(_))) => {
                     if let Some(row) = ComplaintRow::of_created(created) {
                         upsert_complaint(&mut per_event.upsert, &row, seq)?;
                     }
                     continue;
                 }
-                Some((created, _)) => lifecycle::fold(std::slice::from_ref(created)),
+                Some((created, None)) => lifecycle::fold(std::slice::from_ref(created)),
                 None => lifecycle::fold(&events_of(conn, complaint_id)?),
             };
             // Events that arrive before their Created wait in the log; the

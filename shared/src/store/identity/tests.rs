@@ -805,6 +805,11 @@ proptest::proptest! {
         }
         let key = crate::crypto::SiteKey::for_tests(1);
         let form = super::stored_form(&key, &event);
+        let mut stripped = event.clone();
+        if let EventBody::Created { intake, .. } = &mut stripped.body {
+            intake.reporter = None;
+        }
+        proptest::prop_assert_eq!(&form.payload, &encode_event(&stripped), "never any identity in the payload");
         if let Some(identity) = &form.identity {
             let whole = encode_event(&event);
             let fast = super::attach(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
