@@ -1,8 +1,10 @@
 //! Replication benchmark: drain 100,000 ~1 KiB complaints from a district
 //! node to its province hub (one hop) and on to national (two hops, both
-//! durable), with wire bytes per complaint measured by a counting loopback
-//! proxy; in the same run, the naive way — one unary call per complaint,
-//! one transaction each, synchronous=FULL — as the baseline.
+//! durable), with wire bytes per complaint counted on the province hub's
+//! own sockets (every byte they read and wrote, HTTP/2 framing included,
+//! both directions; no proxy in the path); in the same run, the naive way —
+//! one unary call per complaint, one transaction each, synchronous=FULL —
+//! as the baseline.
 //!
 //! `cargo run --release -p lapor-tests --bin bench-replication [-- --complaints N --runs R --anonymous]`
 //! Complaints follow the sample mix (four in five name their reporter, so
@@ -11,19 +13,25 @@
 //! The drains and the raw baseline run R times (3 by default) into fresh
 //! hubs; the last line of output is one JSON object of the medians.
 
+use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::Parser;
 use prost::Message as _;
 use rand::SeedableRng as _;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::TcpListenerStream;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tonic::transport::server::{Connected, TcpConnectInfo};
 
 use lapor_shared::domain::Seq;
 use lapor_shared::domain::SiteCode;
@@ -84,9 +92,12 @@ fn median(mut values: Vec<f64>) -> f64 {
     }
 }
 
-/// One hop (node -> a fresh province, through the counting proxy), then two
-/// hops (node -> a fresh province B -> a fresh national, both durable,
-/// concurrently). Everything the run started stops before it returns.
+/// One hop (node -> a fresh province, straight to its port), then two hops
+/// (node -> a fresh province B -> a fresh national, both durable,
+/// concurrently). The run's wire bytes are every byte the one-hop
+/// province's accepted sockets read and wrote (HTTP/2 framing included,
+/// both directions), counted as they pass. Everything the run started
+/// stops before it returns.
 async fn drain_run(
     run: usize,
     dir: &std::path::Path,
@@ -98,22 +109,20 @@ async fn drain_run(
 ) -> anyhow::Result<Run> {
     let token = token.child_token();
     let province = open(dir, &format!("province-{run}.db"), "11")?;
-    let province_addr = serve_hub(province.clone(), tracker, &token).await?;
-    let wire = Arc::new(AtomicU64::new(0));
-    let proxy = counting_proxy(province_addr, wire.clone(), tracker, &token).await?;
+    let (province_addr, wire) = serve_hub(province.clone(), tracker, &token).await?;
     let push_token = token.child_token();
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
-    push_to(node, proxy, tracker, &push_token);
+    push_to(node, province_addr, tracker, &push_token);
     wait_for(&province, "11.13", head).await?;
     let one_hop_s = started.elapsed().as_secs_f64();
     let one_hop_cpu = CpuSnapshot::now().per_item_us(&cpu_before, complaints);
     push_token.cancel();
 
     let national = open(dir, &format!("national-{run}.db"), "00")?;
-    let national_addr = serve_hub(national.clone(), tracker, &token).await?;
+    let (national_addr, _) = serve_hub(national.clone(), tracker, &token).await?;
     let province_b = open(dir, &format!("province-b-{run}.db"), "11")?;
-    let province_b_addr = serve_hub(province_b.clone(), tracker, &token).await?;
+    let (province_b_addr, _) = serve_hub(province_b.clone(), tracker, &token).await?;
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
     push_to(&province_b, national_addr, tracker, &token);
@@ -154,14 +163,28 @@ fn open(dir: &std::path::Path, name: &str, site: &str) -> anyhow::Result<Store> 
     })?)
 }
 
-/// Serves Replication over `store` on a fresh loopback port.
+/// Serves Replication over `store` on a fresh loopback port. Returns the
+/// port and a counter of every byte the hub's accepted sockets read and
+/// wrote (both directions, HTTP/2 framing included).
 async fn serve_hub(
     store: Store,
     tracker: &TaskTracker,
     token: &CancellationToken,
-) -> anyhow::Result<SocketAddr> {
+) -> anyhow::Result<(SocketAddr, Arc<AtomicU64>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let wire = Arc::new(AtomicU64::new(0));
+    let counter = wire.clone();
+    let incoming = TcpListenerStream::new(listener).map(move |accepted| {
+        accepted.map(|stream| {
+            // As a production server sets it.
+            let _ = stream.set_nodelay(true);
+            Counted {
+                inner: stream,
+                bytes: counter.clone(),
+            }
+        })
+    });
     let limits = ServerLimits::default();
     // Plain text on loopback, as a site server in insecure mode serves it:
     // the Hello's site is taken as is.
@@ -184,49 +207,78 @@ async fn serve_hub(
     tracker.spawn(async move {
         let _ = tonic::transport::Server::builder()
             .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), token.cancelled_owned())
+            .serve_with_incoming_shutdown(incoming, token.cancelled_owned())
             .await;
     });
-    Ok(addr)
+    Ok((addr, wire))
 }
 
-/// A loopback TCP proxy that counts the bytes it carries (both directions).
-async fn counting_proxy(
-    target: SocketAddr,
+/// An accepted socket that adds every byte it reads and writes to `bytes`.
+struct Counted<T> {
+    inner: T,
     bytes: Arc<AtomicU64>,
-    tracker: &TaskTracker,
-    token: &CancellationToken,
-) -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let token = token.clone();
-    let inner = tracker.clone();
-    tracker.spawn(async move {
-        loop {
-            let (mut client, _) = tokio::select! {
-                _ = token.cancelled() => return,
-                a = listener.accept() => match a { Ok(a) => a, Err(_) => return },
-            };
-            let bytes = bytes.clone();
-            let token = token.clone();
-            inner.spawn(async move {
-                let Ok(mut server) = TcpStream::connect(target).await else {
-                    return;
-                };
-                let _ = client.set_nodelay(true);
-                let _ = server.set_nodelay(true);
-                tokio::select! {
-                    _ = token.cancelled() => {}
-                    r = tokio::io::copy_bidirectional(&mut client, &mut server) => {
-                        if let Ok((a, b)) = r {
-                            bytes.fetch_add(a + b, Ordering::Relaxed);
-                        }
-                    }
-                }
-            });
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let poll = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = poll {
+            let n = buf.filled().len() - before;
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
         }
-    });
-    Ok(addr)
+        poll
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if let Poll::Ready(Ok(n)) = poll {
+            self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl Connected for Counted<TcpStream> {
+    type ConnectInfo = TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.inner.connect_info()
+    }
 }
 
 /// Waits until `store` holds `n` events pushed by `child`, polling its cursor.
