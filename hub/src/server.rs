@@ -115,6 +115,7 @@ pub(crate) async fn serve(
         ComplaintsServer::new(ComplaintsService::with_policy(store.clone(), deadlines))
             .max_decoding_message_size(MAX_REQUEST_BYTES);
 
+    let forwards = upstream.is_some();
     if let Some(upstream) = upstream {
         // Never awaited by a request path: reads and children's pushes work
         // with the link down; the loop only reads the store and records
@@ -130,14 +131,20 @@ pub(crate) async fn serve(
         child_rate: config_limits.child_rate(),
         ..ServerLimits::default()
     };
-    let replication = ReplicationServer::new(ReplicationService::new(
+    let mut replication = ReplicationService::new(
         store.clone(),
         limits.clone(),
         tracker.clone(),
         token.clone(),
-    ))
-    .max_decoding_message_size(max_message_bytes(&limits))
-    .max_encoding_message_size(max_message_bytes(&limits));
+    );
+    if forwards {
+        // A province forwards what its districts push: batches it stores
+        // whole go up to national as they came.
+        replication = replication.relaying();
+    }
+    let replication = ReplicationServer::new(replication)
+        .max_decoding_message_size(max_message_bytes(&limits))
+        .max_encoding_message_size(max_message_bytes(&limits));
     let mut server = SiteServer::new()
         .request_timeout(config_limits.request_timeout())
         .add_service(complaints)

@@ -92,6 +92,7 @@ async fn window_bound(store: &Store) -> u64 {
                 region: None,
                 max_events: config.batch_events,
                 max_bytes: config.batch_bytes,
+                until: None,
             })
             .await
             .unwrap();

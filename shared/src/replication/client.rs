@@ -36,7 +36,7 @@ use crate::proto::v1::{
 };
 use crate::site::config::{SectionError, TlsFiles, UpstreamSection};
 use crate::store::{
-    CursorKind, CursorUpdate, CustodyTier, PeerUpdate, RunRequest, Store, StoreError,
+    CursorKind, CursorUpdate, CustodyTier, PeerUpdate, Relayed, RunRequest, Store, StoreError,
 };
 use crate::tls::link::{Bundle, BundleError};
 
@@ -402,6 +402,63 @@ async fn opening<T>(
     }
 }
 
+/// The next batch to push: the events after `after`, as a child's batch
+/// this hub stored whole and kept ([`Store::take_relayed`]), or read from
+/// the log, framed and compressed (stopping where a kept batch starts);
+/// `None` when there is nothing to send. Its `batch_no` is the caller's.
+async fn next_batch(
+    store: &Store,
+    parent: &SiteCode,
+    after: Seq,
+    compression: v1::Compression,
+    max_events: usize,
+    max_bytes: usize,
+) -> Result<Option<PushBatch>, SyncError> {
+    let until = match store.take_relayed(after, compression as i32, max_bytes, max_events) {
+        // The events of (after, through], all of them, as the child sent them.
+        Some(Relayed::Batch(b)) => {
+            return Ok(Some(PushBatch {
+                batch_no: 0,
+                after_seq: after.0,
+                through_seq: b.through.0,
+                compression: compression as i32,
+                payload: b.compressed,
+                event_count: b.event_count as u32,
+                seqs: (after.0 + 1..=b.through.0).collect(),
+            }));
+        }
+        Some(Relayed::Until(seq)) => Some(seq),
+        None => None,
+    };
+    let request = |until| RunRequest {
+        after,
+        exclude_from: Some(parent.clone()),
+        region: None,
+        max_events,
+        max_bytes,
+        until,
+    };
+    let mut run = store.event_run(request(until)).await?;
+    if until.is_some() && run.through <= after {
+        // Nothing to read before the kept batch (a gap in the seqs): read
+        // on through it rather than wait on it.
+        run = store.event_run(request(None)).await?;
+    }
+    if run.through <= after {
+        return Ok(None);
+    }
+    let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
+    Ok(Some(PushBatch {
+        batch_no: 0,
+        after_seq: after.0,
+        through_seq: run.through.0,
+        compression: compression as i32,
+        payload: codec::compress(compression, &raw)?,
+        event_count: run.events.len() as u32,
+        seqs: run.events.iter().map(|(seq, _)| seq.0).collect(),
+    }))
+}
+
 /// One connected session: Hello, then push until the link fails or the
 /// token is cancelled (`Ok` only for cancellation).
 async fn session(
@@ -524,40 +581,31 @@ async fn session(
     let mut caught_up = false;
     loop {
         while !caught_up && in_flight_bytes < config.window_bytes {
-            let run = store
-                .event_run(RunRequest {
-                    after: next_after,
-                    exclude_from: Some(parent.clone()),
-                    region: None,
-                    max_events: batch_events,
-                    max_bytes: batch_bytes,
-                })
-                .await?;
-            if run.through <= next_after {
+            let Some(mut batch) = next_batch(
+                store,
+                &parent,
+                next_after,
+                compression,
+                batch_events,
+                batch_bytes,
+            )
+            .await?
+            else {
                 caught_up = true;
                 break;
-            }
-            let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
-            let payload = codec::compress(compression, &raw)?;
-            batch_no += 1;
-            let size = payload.len();
-            let batch = PushBatch {
-                batch_no,
-                after_seq: next_after.0,
-                through_seq: run.through.0,
-                compression: compression as i32,
-                payload,
-                event_count: run.events.len() as u32,
-                seqs: run.events.iter().map(|(seq, _)| seq.0).collect(),
             };
+            batch_no += 1;
+            batch.batch_no = batch_no;
+            let size = batch.payload.len();
+            let through = Seq(batch.through_seq);
             tx.send(PushMessage {
                 kind: Some(push_message::Kind::Batch(batch)),
             })
             .await
             .map_err(|_| SyncError::Closed)?;
-            in_flight.push_back((batch_no, run.through, size));
+            in_flight.push_back((batch_no, through, size));
             in_flight_bytes += size;
-            next_after = run.through;
+            next_after = through;
         }
         tokio::select! {
             biased;

@@ -62,6 +62,7 @@ impl PullFeed {
                     region: Some(self.child.clone()),
                     max_events: self.max_events,
                     max_bytes: self.max_bytes,
+                    until: None,
                 };
                 match self.store.event_run(req).await {
                     Ok(run) => Some(run),

@@ -47,7 +47,8 @@ use crate::proto::v1::{
     push_message, replication_server::Replication,
 };
 use crate::store::{
-    AppliedLater, AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate, Store,
+    AppliedLater, AuditAction, AuditEntry, CursorKind, CursorUpdate, Incoming, PeerUpdate,
+    RelayCandidate, Store,
 };
 use crate::tls::link::{PeerAuth, peer_auth};
 use crate::tls::peer::Subject;
@@ -102,6 +103,10 @@ pub struct ReplicationService {
     rate: Arc<ChildBuckets>,
     tracker: TaskTracker,
     token: CancellationToken,
+    /// This hub sends what it stores on to its own parent: pushed batches
+    /// are offered to the store for forwarding unchanged
+    /// ([`Store::queue_apply_remote_relaying`]).
+    relaying: bool,
 }
 
 impl ReplicationService {
@@ -119,7 +124,17 @@ impl ReplicationService {
             sessions: Arc::default(),
             tracker,
             token,
+            relaying: false,
         }
+    }
+
+    /// For a hub with a parent: batches its children push that it stores
+    /// whole are kept to be forwarded as they came (a province hub then
+    /// neither reads them back nor compresses them again).
+    #[must_use]
+    pub fn relaying(mut self) -> Self {
+        self.relaying = true;
+        self
     }
 
     fn site(&self) -> &SiteCode {
@@ -390,6 +405,7 @@ impl Replication for ReplicationService {
             limits: self.limits.clone(),
             inflated: Vec::new(),
             expected: cursor,
+            relaying: self.relaying,
         };
         let token = self.token.clone();
         self.tracker
@@ -430,6 +446,8 @@ enum Work {
         incoming: Incoming,
         /// Why each quarantined record was refused, for the ack.
         rejections: Vec<v1::RecordRejection>,
+        /// The batch as received, to forward unchanged once stored.
+        relay: Option<Box<RelayCandidate>>,
     },
     /// The batch was already held (a resend after reconnect): ack only.
     AlreadyHeld { batch_no: u64, through: Seq },
@@ -444,6 +462,8 @@ struct PushReader {
     inflated: Vec<u8>,
     /// The child's seq that the next batch must start at or before.
     expected: Seq,
+    /// Offer whole batches for forwarding unchanged.
+    relaying: bool,
 }
 
 /// Inflate buffer a push stream keeps between batches: a batch of the
@@ -542,6 +562,9 @@ impl PushReader {
         }
         // The child's seq of each event, when it sent them (and they line up).
         let seqs = (batch.seqs.len() == decoded.len()).then_some(batch.seqs);
+        let ranges: Option<Vec<_>> = self
+            .relaying
+            .then(|| decoded.iter().map(|(_, at)| at.clone()).collect());
         let child = &self.child;
         let screened = screen::screen(decoded, &self.inflated, |e| {
             scope::check_event(child, e).map_err(|s| (tonic::Code::PermissionDenied, s.to_string()))
@@ -568,8 +591,19 @@ impl PushReader {
             kind: CursorKind::PushIn,
             seq: self.expected,
         };
+        // A batch with no refusals may go up as it came; the store decides
+        // once it knows how each event was stored.
+        let relay = ranges.filter(|_| rejections.is_empty()).map(|ranges| {
+            Box::new(RelayCandidate {
+                encoding: batch.compression,
+                compressed: batch.payload,
+                frame: self.inflated.clone(),
+                ranges,
+            })
+        });
         Work::Apply {
             batch_no: n,
+            relay,
             incoming: Incoming {
                 from: self.child.clone(),
                 events,
@@ -681,9 +715,14 @@ async fn apply_batches(
                         batch_no,
                         incoming,
                         rejections,
+                        relay,
                     } => {
                         let through = incoming.cursor.as_ref().map(|c| c.seq.0).unwrap_or_default();
-                        match store.queue_apply_remote(incoming).await {
+                        let queued = match relay {
+                            Some(relay) => store.queue_apply_remote_relaying(incoming, *relay).await,
+                            None => store.queue_apply_remote(incoming).await,
+                        };
+                        match queued {
                             Ok(outcome) => Owed::Applying {
                                 batch_no,
                                 through,
@@ -828,6 +867,7 @@ mod tests {
             limits: ServerLimits::default(),
             inflated: Vec::new(),
             expected: Seq(0),
+            relaying: false,
         };
         // One (invalid, so quarantined) event of `bytes` bytes per batch.
         let batch = |no: u64, bytes: usize| {

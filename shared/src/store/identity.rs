@@ -406,9 +406,9 @@ pub(super) fn attach(
 
 /// `Event.body` (10) → `EventBody.created` (1) → `Created.intake` (2): each
 /// the last field of its message in the canonical encoding.
-const REPORTER_PATH: &[u32] = &[10, 1, 2];
+pub(super) const REPORTER_PATH: &[u32] = &[10, 1, 2];
 /// `ComplaintIntake.reporter`, the highest-numbered field of the intake.
-const REPORTER_FIELD: u32 = 9;
+pub(super) const REPORTER_FIELD: u32 = 9;
 
 /// [`attach`] the long way: decode, put the reporter in, encode.
 fn attach_by_decoding(

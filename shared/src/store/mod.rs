@@ -39,6 +39,7 @@ mod error;
 mod identity;
 mod migrations;
 mod read;
+mod relay;
 mod signals;
 mod writer;
 
@@ -51,6 +52,7 @@ pub use audit::{AuditAction, AuditEntry, AuditHead, AuditVerdict, BrokenLink, Li
 pub use error::StoreError;
 pub use identity::{HeldIdentity, IdentityKey, IdentityScope};
 pub use migrations::SCHEMA_VERSION;
+pub use relay::{RelayCandidate, Relayed, RelayedBatch};
 
 use crate::crypto::SiteKey;
 use crate::domain::{
@@ -266,6 +268,8 @@ pub struct ApplyOutcome {
     /// transaction: each names another district than the one its complaint
     /// was created in (as held here, or created earlier in the batch).
     pub refused: Vec<RefusedEvent>,
+    /// The seqs this site gave the first and the last event it stored.
+    pub stored_seqs: Option<(Seq, Seq)>,
 }
 
 /// An event [`Store::apply_remote`] quarantined instead of storing.
@@ -298,6 +302,8 @@ pub struct RunRequest {
     pub region: Option<SiteCode>,
     pub max_events: usize,
     pub max_bytes: usize,
+    /// Stop at this seq even if more would fit.
+    pub until: Option<Seq>,
 }
 
 /// A quarantined record as an operator sees it.
@@ -388,6 +394,8 @@ struct Inner {
     /// Per-region commit signals, published by the writer.
     signals: Arc<signals::RegionSignals>,
     receipts: watch::Receiver<u64>,
+    /// Pushed batches kept for forwarding unchanged; filled by the writer.
+    relay: Arc<std::sync::Mutex<relay::RelayMap>>,
     /// Joined by `close`; `None` once taken.
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
 }
@@ -432,6 +440,7 @@ impl Store {
                 readers,
                 head: started.head,
                 signals: started.signals,
+                relay: started.relay,
                 receipts: started.receipts,
                 thread: std::sync::Mutex::new(Some(started.thread)),
             }),
@@ -554,9 +563,30 @@ impl Store {
     /// several may share one group commit: a push stream keeps the writer
     /// busy through the fsync of the batch before instead of waiting for it.
     pub async fn queue_apply_remote(&self, incoming: Incoming) -> Result<AppliedLater, StoreError> {
+        self.queue_apply(incoming, None).await
+    }
+
+    /// [`Store::queue_apply_remote`] for a pushed batch a hub will send on
+    /// upward: if every event of it is stored, at consecutive seqs, and
+    /// reads back as the bytes received, the batch is kept, compressed as
+    /// it came, for [`Store::take_relayed`] (bounded memory, dropped when
+    /// any identity here is erased; a cache, never needed).
+    pub async fn queue_apply_remote_relaying(
+        &self,
+        incoming: Incoming,
+        candidate: RelayCandidate,
+    ) -> Result<AppliedLater, StoreError> {
+        self.queue_apply(incoming, Some(candidate)).await
+    }
+
+    async fn queue_apply(
+        &self,
+        incoming: Incoming,
+        candidate: Option<RelayCandidate>,
+    ) -> Result<AppliedLater, StoreError> {
         // Encoding and sealing run here, beside the writer, not on its thread.
         let key = &self.inner.key;
-        let stored = incoming
+        let stored: Vec<_> = incoming
             .events
             .iter()
             .map(|e| identity::stored_form(key, e))
@@ -566,13 +596,37 @@ impl Store {
             .iter()
             .map(|q| key.seal(identity::QUARANTINE_AAD, &q.payload))
             .collect();
+        let relayable = candidate
+            .filter(|_| incoming.quarantine.is_empty())
+            .and_then(|c| relay::verify(c, &stored));
         let (tx, rx) = oneshot::channel();
         self.inner
             .writer
-            .send(writer::Command::ApplyRemote(incoming, stored, sealed, tx))
+            .send(writer::Command::ApplyRemote(
+                incoming, stored, sealed, relayable, tx,
+            ))
             .await
             .map_err(|_| StoreError::Closed)?;
         Ok(AppliedLater(rx))
+    }
+
+    /// The batch kept for forwarding that holds exactly the events after
+    /// `after` (see [`Store::queue_apply_remote_relaying`]), if it was
+    /// compressed with `encoding` and fits a link's `max_raw` bytes and
+    /// `max_events`; or where the next kept batch starts, so a run can stop
+    /// before it. Kept batches at or before `after` are dropped.
+    pub fn take_relayed(
+        &self,
+        after: Seq,
+        encoding: i32,
+        max_raw: usize,
+        max_events: usize,
+    ) -> Option<Relayed> {
+        self.inner
+            .relay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take(after.0, encoding, max_raw, max_events)
     }
 
     /// Opens the reporter identity of each complaint in `keys` that has

@@ -296,6 +296,10 @@ pub(super) fn event_run(
          WHERE e.seq > ?",
     );
     let mut params = vec![Value::Integer(req.after.0 as i64)];
+    if let Some(until) = req.until {
+        sql.push_str(" AND e.seq <= ?");
+        params.push(Value::Integer(until.0 as i64));
+    }
     if let Some(region) = &req.region {
         match region.role() {
             SiteRole::National => {}

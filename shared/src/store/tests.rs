@@ -439,6 +439,7 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
         region: None,
         max_events: 10,
         max_bytes: 1 << 20,
+        until: None,
     };
     let run = store.event_run(req.clone()).await.unwrap();
     assert_eq!(run.events.len(), 1);

@@ -23,6 +23,7 @@ use super::districts;
 use super::identity::{self, CONFLICT_AAD, QUARANTINE_AAD, StoredEvent};
 use super::migrations::migrate;
 use super::read::{self, decode_event, encode_event, now_ms};
+use super::relay::{RelayMap, Relayable};
 use super::signals::RegionSignals;
 use super::{
     Appended, ApplyOutcome, ApplyReply, CursorUpdate, CustodyTier, Incoming, NewEvent, PeerUpdate,
@@ -39,8 +40,15 @@ pub(super) enum Command {
     Submit(Box<PreparedSubmit>, Reply<Submitted>),
     AddEvent(NewEvent, Reply<Appended>),
     /// Events in their stored forms and the quarantined records sealed
-    /// (both made by the caller, off the writer thread).
-    ApplyRemote(Incoming, Vec<StoredEvent>, Vec<Vec<u8>>, ApplyReply),
+    /// (both made by the caller, off the writer thread), and the batch as
+    /// received if it may be forwarded unchanged once stored.
+    ApplyRemote(
+        Incoming,
+        Vec<StoredEvent>,
+        Vec<Vec<u8>>,
+        Option<Relayable>,
+        ApplyReply,
+    ),
     Audit(Vec<AuditEntry>, Reply<()>),
     SetCursor(CursorUpdate, Reply<()>),
     MarkReplayed(Vec<i64>, Reply<()>),
@@ -54,7 +62,7 @@ impl Command {
     /// Rough cost, so one group stays a bounded transaction.
     fn weight(&self) -> usize {
         match self {
-            Command::ApplyRemote(inc, _, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
+            Command::ApplyRemote(inc, _, _, _, _) => 1 + inc.events.len() + inc.quarantine.len(),
             _ => 1,
         }
     }
@@ -94,6 +102,7 @@ pub(super) struct Started {
     pub minter: Arc<Mutex<Minter>>,
     pub head: watch::Receiver<Seq>,
     pub signals: Arc<RegionSignals>,
+    pub relay: Arc<Mutex<RelayMap>>,
     pub thread: std::thread::JoinHandle<()>,
 }
 
@@ -124,6 +133,7 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         tracking_next: tracking_next as u64,
     }));
     let checkpointer = Checkpointer::start(&config.path, &mut conn);
+    let relay = Arc::new(Mutex::new(RelayMap::default()));
     let writer = Writer {
         conn,
         checkpointer,
@@ -137,6 +147,9 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         signals: signals.clone(),
         touched: BTreeSet::new(),
         persisted: (hlc as u64, tracking_next as u64),
+        relay: relay.clone(),
+        relay_pending: Vec::new(),
+        identities_changed: false,
     };
     let thread = std::thread::Builder::new()
         .name("lapor-store-writer".into())
@@ -151,6 +164,7 @@ pub(super) fn start(config: &StoreConfig, key_path: &Path) -> Result<Started, St
         minter,
         head: head_rx,
         signals,
+        relay,
         thread,
     })
 }
@@ -266,6 +280,12 @@ struct Writer {
     touched: BTreeSet<SiteCode>,
     /// (hlc, tracking_next) as last written to `writer_state`.
     persisted: (u64, u64),
+    /// Batches kept for forwarding unchanged (`relay`), shared with the store.
+    relay: Arc<Mutex<RelayMap>>,
+    /// Batches of the open group to keep once it commits: (first, last seq).
+    relay_pending: Vec<(u64, u64, Relayable)>,
+    /// A request of the open group may have erased or rescoped identities.
+    identities_changed: bool,
 }
 
 /// An answer held back until its group commits.
@@ -287,7 +307,7 @@ impl Pending {
             Command::AddEvent(_, reply) => {
                 Pending::AddEvent(reply, Box::new(Err(StoreError::Closed)))
             }
-            Command::ApplyRemote(inc, stored, _, reply) => {
+            Command::ApplyRemote(inc, stored, _, _, reply) => {
                 Pending::Apply(reply, Err(StoreError::Closed), Spent::new(inc, stored))
             }
             Command::Audit(_, reply)
@@ -388,10 +408,23 @@ impl Writer {
         let head_before = self.head;
         self.receipts_moved = false;
         self.touched.clear();
+        self.relay_pending.clear();
+        self.identities_changed = false;
         let mut pending = Vec::with_capacity(work.len());
         let outcome = self.run_group(work, &mut pending).map_err(Arc::new);
         match &outcome {
             Ok(()) => {
+                // Before the head moves: the push loop it wakes finds them.
+                let mut relay = self.relay.lock().unwrap_or_else(PoisonError::into_inner);
+                if self.identities_changed {
+                    // What a run gives for kept ranges may have changed.
+                    relay.clear();
+                } else {
+                    for (first, last, batch) in self.relay_pending.drain(..) {
+                        relay.keep(first, last, batch);
+                    }
+                }
+                drop(relay);
                 if self.head != head_before {
                     self.head_tx.send_replace(Seq(self.head));
                 }
@@ -427,6 +460,7 @@ impl Writer {
             minter: &self.minter,
             head: &mut self.head,
             touched: &mut self.touched,
+            identities_changed: &mut self.identities_changed,
         };
         let mut abort: Option<StoreError> = None;
         for cmd in work {
@@ -467,9 +501,18 @@ impl Writer {
                     }
                     pending.push(Pending::AddEvent(reply, Box::new(r)));
                 }
-                Command::ApplyRemote(inc, stored, sealed, reply) => {
+                Command::ApplyRemote(inc, stored, sealed, relayable, reply) => {
                     let r =
                         in_savepoint(&tx, |conn| ctx.apply_remote(conn, &inc, &stored, &sealed));
+                    // Kept for forwarding only if every event was stored,
+                    // at consecutive seqs (checked again by `keep`).
+                    if let (Ok(o), Some(batch)) = (&r, relayable)
+                        && let Some((first, last)) = o.stored_seqs
+                        && o.accepted as usize == inc.events.len()
+                        && o.quarantined == 0
+                    {
+                        self.relay_pending.push((first.0, last.0, batch));
+                    }
                     pending.push(Pending::Apply(reply, r, Spent::new(inc, stored)));
                 }
                 Command::Audit(entries, reply) => {
@@ -553,6 +596,7 @@ struct Ctx<'a> {
     minter: &'a Mutex<Minter>,
     head: &'a mut u64,
     touched: &'a mut BTreeSet<SiteCode>,
+    identities_changed: &'a mut bool,
 }
 
 impl Ctx<'_> {
@@ -690,6 +734,7 @@ impl Ctx<'_> {
             &ComplaintRow::of(&state),
             seq,
         )?;
+        *self.identities_changed |= state.privacy.anonymous;
         identity::on_anonymous(conn, self.site, &state)?;
         Ok(Appended {
             event_id: event.id,
@@ -784,6 +829,8 @@ impl Ctx<'_> {
             )? {
                 Some(seq) => {
                     out.accepted += 1;
+                    let (first, _) = out.stored_seqs.unwrap_or((Seq(seq), Seq(seq)));
+                    out.stored_seqs = Some((first, Seq(seq)));
                     if let Some(sealed) = &form.identity {
                         identity::insert(conn, event, seq, sealed)?;
                     }
@@ -836,6 +883,7 @@ impl Ctx<'_> {
             // row appears when the Created does.
             if let Some(state) = state {
                 upsert_complaint(&mut per_event.upsert, &ComplaintRow::of(&state), seq)?;
+                *self.identities_changed |= state.privacy.anonymous;
                 identity::on_anonymous(conn, self.site, &state)?;
             }
         }

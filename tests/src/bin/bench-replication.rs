@@ -109,7 +109,7 @@ async fn drain_run(
 ) -> anyhow::Result<Run> {
     let token = token.child_token();
     let province = open(dir, &format!("province-{run}.db"), "11")?;
-    let (province_addr, wire) = serve_hub(province.clone(), tracker, &token).await?;
+    let (province_addr, wire) = serve_hub(province.clone(), false, tracker, &token).await?;
     let push_token = token.child_token();
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
@@ -120,9 +120,9 @@ async fn drain_run(
     push_token.cancel();
 
     let national = open(dir, &format!("national-{run}.db"), "00")?;
-    let (national_addr, _) = serve_hub(national.clone(), tracker, &token).await?;
+    let (national_addr, _) = serve_hub(national.clone(), false, tracker, &token).await?;
     let province_b = open(dir, &format!("province-b-{run}.db"), "11")?;
-    let (province_b_addr, _) = serve_hub(province_b.clone(), tracker, &token).await?;
+    let (province_b_addr, _) = serve_hub(province_b.clone(), true, tracker, &token).await?;
     let cpu_before = CpuSnapshot::now();
     let started = Instant::now();
     push_to(&province_b, national_addr, tracker, &token);
@@ -163,11 +163,13 @@ fn open(dir: &std::path::Path, name: &str, site: &str) -> anyhow::Result<Store> 
     })?)
 }
 
-/// Serves Replication over `store` on a fresh loopback port. Returns the
-/// port and a counter of every byte the hub's accepted sockets read and
+/// Serves Replication over `store` on a fresh loopback port, as a hub with
+/// a parent does when `forwards` (province B of the two-hop drain).
+/// Returns the port and a counter of every byte the hub's accepted sockets read and
 /// wrote (both directions, HTTP/2 framing included).
 async fn serve_hub(
     store: Store,
+    forwards: bool,
     tracker: &TaskTracker,
     token: &CancellationToken,
 ) -> anyhow::Result<(SocketAddr, Arc<AtomicU64>)> {
@@ -188,14 +190,15 @@ async fn serve_hub(
     let limits = ServerLimits::default();
     // Plain text on loopback, as a site server in insecure mode serves it:
     // the Hello's site is taken as is.
-    let svc = ReplicationServer::new(ReplicationService::new(
-        store,
-        limits.clone(),
-        tracker.clone(),
-        token.clone(),
-    ))
-    .max_decoding_message_size(max_message_bytes(&limits))
-    .max_encoding_message_size(max_message_bytes(&limits));
+    let mut service =
+        ReplicationService::new(store, limits.clone(), tracker.clone(), token.clone());
+    if forwards {
+        // As `lapor-hub` serves a hub with an upstream.
+        service = service.relaying();
+    }
+    let svc = ReplicationServer::new(service)
+        .max_decoding_message_size(max_message_bytes(&limits))
+        .max_encoding_message_size(max_message_bytes(&limits));
     let svc = tonic::service::interceptor::InterceptedService::new(
         svc,
         |mut request: tonic::Request<()>| {
@@ -393,6 +396,7 @@ async fn main() -> anyhow::Result<()> {
             region: None,
             max_events: usize::MAX,
             max_bytes: usize::MAX,
+            until: None,
         })
         .await?;
     if let Some(path) = &args.write_batch {

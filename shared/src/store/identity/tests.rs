@@ -125,6 +125,7 @@ fn run_all() -> RunRequest {
         region: None,
         max_events: 1000,
         max_bytes: 1 << 24,
+        until: None,
     }
 }
 
@@ -835,4 +836,143 @@ fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
     let sealed = form.identity.unwrap().sealed;
     let err = super::attach(&key, 1, EventId::new_v7(), &form.payload, &sealed).unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err:?}");
+}
+
+// ---- pushed batches kept for forwarding unchanged (`store::relay`) ----
+
+/// `events` as a child pushes them: canonical bytes (identity included),
+/// framed and compressed, and the frame with each event's range in it.
+fn pushed(events: &[Event]) -> RelayCandidate {
+    use crate::replication::codec;
+    let encoded: Vec<Vec<u8>> = events.iter().map(encode_event).collect();
+    let frame = codec::frame_events(encoded.iter().map(Vec::as_slice));
+    let compressed = codec::compress(v1::Compression::Zstd, &frame).unwrap();
+    let decoded = codec::decode_events(v1::Compression::Zstd as i32, &compressed).unwrap();
+    RelayCandidate {
+        encoding: v1::Compression::Zstd as i32,
+        compressed,
+        ranges: decoded.events.into_iter().map(|(_, at)| at).collect(),
+        frame: decoded.raw,
+    }
+}
+
+async fn apply_relaying(hub: &Store, events: Vec<Event>) -> ApplyOutcome {
+    let candidate = pushed(&events);
+    hub.queue_apply_remote_relaying(incoming("11.13", events), candidate)
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+}
+
+fn take_all(hub: &Store, after: u64) -> Option<Relayed> {
+    hub.take_relayed(
+        Seq(after),
+        v1::Compression::Zstd as i32,
+        usize::MAX,
+        usize::MAX,
+    )
+}
+
+#[tokio::test]
+async fn a_batch_stored_whole_is_kept_and_is_exactly_what_a_run_of_its_range_sends() {
+    let dir = TempDir::new().unwrap();
+    let hub = open(dir.path(), "11");
+    let first = vec![created(Some(reporter(1)), 1), created(None, 2)];
+    let second = vec![created(Some(reporter(2)), 3)];
+    assert_eq!(
+        apply_relaying(&hub, first).await.stored_seqs,
+        Some((Seq(1), Seq(2)))
+    );
+    apply_relaying(&hub, second).await;
+
+    assert_eq!(
+        take_all(&hub, 1),
+        Some(Relayed::Until(Seq(2))),
+        "mid-batch: read up to the next"
+    );
+    let run = hub
+        .event_run(RunRequest {
+            after: Seq(2),
+            ..run_all()
+        })
+        .await
+        .unwrap();
+    // A link whose batches hold exactly this much (as a run counts bytes:
+    // the events', not their framing's) takes it.
+    let bytes = run.events.iter().map(|(_, p)| p.len()).sum();
+    let Some(Relayed::Batch(kept)) =
+        hub.take_relayed(Seq(2), v1::Compression::Zstd as i32, bytes, 1)
+    else {
+        panic!("the second batch, kept");
+    };
+    assert_eq!((kept.through, kept.event_count), (Seq(3), 1));
+    let framed =
+        crate::replication::codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
+    assert_eq!(
+        crate::replication::codec::decompress(kept.encoding, &kept.compressed).unwrap(),
+        framed,
+        "identity put back and all, the same bytes"
+    );
+    assert_eq!(take_all(&hub, 2), None, "taken once");
+}
+
+#[tokio::test]
+async fn a_batch_not_stored_whole_or_not_as_received_is_not_kept() {
+    let dir = TempDir::new().unwrap();
+    let hub = open(dir.path(), "11");
+    let held = created(Some(reporter(1)), 1);
+    hub.apply_remote(incoming("11.13", vec![held.clone()]))
+        .await
+        .unwrap();
+    // One event already held (a duplicate): the rest is stored, not whole.
+    let out = apply_relaying(&hub, vec![held, created(None, 2)]).await;
+    assert_eq!((out.accepted, out.duplicates), (1, 1));
+    assert_eq!(take_all(&hub, 1), None);
+
+    // An anonymous Created that still carries its reporter: stored without
+    // it, so a run would send other bytes than the child did.
+    let mut leaky = created(Some(reporter(3)), 3);
+    if let EventBody::Created { intake, .. } = &mut leaky.body {
+        intake.privacy.anonymous = true;
+    }
+    let candidate = pushed(std::slice::from_ref(&leaky));
+    hub.queue_apply_remote_relaying(incoming("11.13", vec![leaky]), candidate)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(take_all(&hub, 2), None);
+}
+
+#[tokio::test]
+async fn kept_batches_are_dropped_when_a_complaint_here_turns_anonymous() {
+    let dir = TempDir::new().unwrap();
+    let hub = open(dir.path(), "11");
+    let events = vec![created(Some(reporter(1)), 1)];
+    let complaint = events[0].complaint_id;
+    apply_relaying(&hub, events).await;
+    hub.add_event(NewEvent {
+        event_id: None,
+        complaint_id: complaint,
+        actor: "admin.koordinator".into(),
+        body: EventBody::PrivacyTightened {
+            privacy: Privacy {
+                anonymous: true,
+                secret: false,
+            },
+        },
+    })
+    .await
+    .unwrap();
+    // The kept batch carried the identity this hub has since erased.
+    assert_eq!(take_all(&hub, 0), None);
+    let run = hub.event_run(run_all()).await.unwrap();
+    assert!(
+        sent(&hub)
+            .await
+            .iter()
+            .all(|(_, e)| reporter_of(e).is_none()),
+        "{run:?}"
+    );
 }
