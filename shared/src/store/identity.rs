@@ -339,6 +339,15 @@ const NIK_PARTS: &str = "SELECT (SELECT min(nik_part) FROM identities WHERE nik_
 /// One partition's complaints with a given NIK hash.
 const NIK_PROBE: &str = "SELECT complaint_id FROM identities WHERE nik_part = ?1 AND nik_hash = ?2 AND nik_hash IS NOT NULL";
 
+/// A complaint's identities, found through its events (schema 0007 keeps no
+/// index of identities by complaint): its own node keeps them, local.
+const MAKE_LOCAL: &str = "UPDATE identities SET scope = 'local'
+     WHERE event_id IN (SELECT event_id FROM events WHERE complaint_id = ?1) AND scope = 'event'";
+
+/// [`MAKE_LOCAL`]'s rows, erased (every other site).
+const ERASE: &str = "DELETE FROM identities
+     WHERE event_id IN (SELECT event_id FROM events WHERE complaint_id = ?1)";
+
 /// Applies the tightening rule to a complaint that is now anonymous: at its
 /// origin node the identity becomes `local`; elsewhere it is erased, with an
 /// audit row. A no-op for complaints that are not anonymous.
@@ -352,15 +361,10 @@ pub(super) fn on_anonymous(
     }
     let id = state.id.0.as_bytes();
     if state.origin == *site {
-        conn.prepare_cached(
-            "UPDATE identities SET scope = 'local' WHERE complaint_id = ?1 AND scope = 'event'",
-        )?
-        .execute([id.as_slice()])?;
+        conn.prepare_cached(MAKE_LOCAL)?.execute([id.as_slice()])?;
         return Ok(());
     }
-    let erased = conn
-        .prepare_cached("DELETE FROM identities WHERE complaint_id = ?1")?
-        .execute([id.as_slice()])?;
+    let erased = conn.prepare_cached(ERASE)?.execute([id.as_slice()])?;
     if erased > 0 {
         audit::append(
             conn,

@@ -967,3 +967,30 @@ async fn kept_batches_are_dropped_when_a_complaint_here_turns_anonymous() {
             .all(|(_, e)| reporter_of(e).is_none())
     );
 }
+
+#[test]
+fn a_complaints_identities_are_found_through_its_events_by_index_only() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    super::super::migrations::migrate(&mut conn).unwrap();
+    for sql in [super::MAKE_LOCAL, super::ERASE] {
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap()
+            .query_map([[1u8; 16].as_slice()], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().all(|s| !s.starts_with("SCAN")),
+            "{sql}: {plan:?}"
+        );
+        assert!(
+            plan.iter()
+                .any(|s| s.contains("USING INDEX events_by_complaint"))
+                && plan
+                    .iter()
+                    .any(|s| s.starts_with("SEARCH identities USING PRIMARY KEY")),
+            "{sql}: {plan:?}"
+        );
+    }
+}
