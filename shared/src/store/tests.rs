@@ -450,12 +450,22 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
         .event_run(RunRequest {
             exclude_from: None,
             max_events: 1,
-            ..req
+            ..req.clone()
         })
         .await
         .unwrap();
     assert_eq!((first.events.len(), first.through), (1, Seq(1)));
     assert!(!first.complete);
+    // Stopped where a kept batch starts (`until`), with room for more.
+    let stopped = store
+        .event_run(RunRequest {
+            exclude_from: None,
+            until: Some(Seq(1)),
+            ..req
+        })
+        .await
+        .unwrap();
+    assert_eq!((stopped.events.len(), stopped.through), (1, Seq(1)));
     let (queued, _) = store.backlog(Seq(0), Some(site("00"))).await.unwrap();
     assert_eq!(queued, 1);
 }
