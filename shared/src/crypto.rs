@@ -331,9 +331,9 @@ impl SiteKey {
     /// (draft-irtf-cfrg-xchacha): ChaCha20-Poly1305 under the subkey
     /// HChaCha20(key, nonce[..16]) with the nonce 0^4 || nonce[16..]. The
     /// blobs are those the `chacha20poly1305` crate's `XChaCha20Poly1305`
-    /// makes (a test holds them equal), at a quarter of its cost on the
-    /// ~100-byte identities sealed for every received complaint
-    /// (docs/benchmarks.md, fifth pass).
+    /// makes (a test holds them equal), at a fifth of its cost on the
+    /// identities sealed for every received complaint (`bench-seal`,
+    /// docs/benchmarks.md).
     fn xchacha(&self, nonce: &[u8; NONCE_LEN]) -> (LessSafeKey, Nonce) {
         let (head, tail) = nonce.split_at(16);
         let mut subkey = chacha20::hchacha::<chacha20::R20>(
