@@ -176,7 +176,19 @@ pub(super) fn seal(
     scope: IdentityScope,
     reporter: Reporter,
 ) -> SealedIdentity {
-    let mut plain = convert::reporter_to_proto(&reporter).encode_to_vec();
+    let encoded = convert::reporter_to_proto(&reporter);
+    seal_encoded(key, event, scope, &encoded, reporter)
+}
+
+/// [`seal`] with the reporter already in its wire form, `encoded`.
+fn seal_encoded(
+    key: &SiteKey,
+    event: EventId,
+    scope: IdentityScope,
+    encoded: &v1::ReporterIdentity,
+    reporter: Reporter,
+) -> SealedIdentity {
+    let mut plain = encoded.encode_to_vec();
     let sealed = key.seal(&identity_aad(event), &plain);
     plain.zeroize();
     SealedIdentity {
@@ -187,13 +199,18 @@ pub(super) fn seal(
     }
 }
 
+/// The plaintext of the identity sealed for `event`: its canonical
+/// `ReporterIdentity` encoding (the caller zeroizes it).
+fn open_identity(key: &SiteKey, event: EventId, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+    key.open(&identity_aad(event), sealed)
+        .map_err(|source| StoreError::Unseal {
+            record: format!("identity of event {event}"),
+            source,
+        })
+}
+
 fn unseal(key: &SiteKey, event: EventId, sealed: &[u8]) -> Result<Reporter, StoreError> {
-    let mut plain =
-        key.open(&identity_aad(event), sealed)
-            .map_err(|source| StoreError::Unseal {
-                record: format!("identity of event {event}"),
-                source,
-            })?;
+    let mut plain = open_identity(key, event, sealed)?;
     let decoded = v1::ReporterIdentity::decode(plain.as_slice());
     plain.zeroize();
     let corrupt = |reason: String| StoreError::CorruptIdentity { event, reason };
@@ -216,18 +233,26 @@ pub(super) fn stored_form(key: &SiteKey, event: &Event) -> StoredEvent {
             identity: None,
         };
     };
-    // The reporter is dropped from the encoded form, not from a copy of the
-    // event (and its ~1 KiB body).
+    // The reporter is taken out of the encoded form, not out of a copy of
+    // the event (and its ~1 KiB body), and sealed as it was encoded there.
     let mut proto = convert::event_to_proto(event);
-    if let Some(v1::event_body::Kind::Created(created)) =
-        proto.body.as_mut().and_then(|b| b.kind.as_mut())
-        && let Some(intake) = created.intake.as_mut()
-    {
-        intake.reporter = None;
-    }
+    let encoded = match proto.body.as_mut().and_then(|b| b.kind.as_mut()) {
+        Some(v1::event_body::Kind::Created(created)) => {
+            created.intake.as_mut().and_then(|i| i.reporter.take())
+        }
+        _ => None,
+    };
     StoredEvent {
         payload: proto.encode_to_vec(),
-        identity: (!anonymous).then(|| seal(key, event.id, IdentityScope::Event, reporter.clone())),
+        identity: encoded.filter(|_| !anonymous).map(|encoded| {
+            seal_encoded(
+                key,
+                event.id,
+                IdentityScope::Event,
+                &encoded,
+                reporter.clone(),
+            )
+        }),
     }
 }
 
@@ -394,12 +419,7 @@ pub(super) fn attach(
     payload: &[u8],
     sealed: &[u8],
 ) -> Result<Vec<u8>, StoreError> {
-    let mut plain = key
-        .open(&identity_aad(event_id), sealed)
-        .map_err(|source| StoreError::Unseal {
-            record: format!("identity of event {event_id}"),
-            source,
-        })?;
+    let mut plain = open_identity(key, event_id, sealed)?;
     let spliced = wire::append_nested(payload, REPORTER_PATH, REPORTER_FIELD, &plain);
     plain.zeroize();
     match spliced {
