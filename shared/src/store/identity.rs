@@ -375,19 +375,20 @@ const ERASE: &str = "DELETE FROM identities
 
 /// Applies the tightening rule to a complaint that is now anonymous: at its
 /// origin node the identity becomes `local`; elsewhere it is erased, with an
-/// audit row. A no-op for complaints that are not anonymous.
+/// audit row. A no-op for complaints that are not anonymous. True when an
+/// identity was changed (what a run sends for the complaint changed too).
 pub(super) fn on_anonymous(
     conn: &Connection,
     site: &SiteCode,
     state: &ComplaintState,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     if !state.privacy.anonymous {
-        return Ok(());
+        return Ok(false);
     }
     let id = state.id.0.as_bytes();
     if state.origin == *site {
-        conn.prepare_cached(MAKE_LOCAL)?.execute([id.as_slice()])?;
-        return Ok(());
+        let made_local = conn.prepare_cached(MAKE_LOCAL)?.execute([id.as_slice()])?;
+        return Ok(made_local > 0);
     }
     let erased = conn.prepare_cached(ERASE)?.execute([id.as_slice()])?;
     if erased > 0 {
@@ -402,7 +403,7 @@ pub(super) fn on_anonymous(
             now_ms(),
         )?;
     }
-    Ok(())
+    Ok(erased > 0)
 }
 
 /// The payload of a stored event as it is sent to a peer: the identity

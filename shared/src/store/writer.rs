@@ -734,8 +734,7 @@ impl Ctx<'_> {
             &ComplaintRow::of(&state),
             seq,
         )?;
-        *self.identities_changed |= state.privacy.anonymous;
-        identity::on_anonymous(conn, self.site, &state)?;
+        *self.identities_changed |= identity::on_anonymous(conn, self.site, &state)?;
         Ok(Appended {
             event_id: event.id,
             hlc: event.hlc,
@@ -859,32 +858,27 @@ impl Ctx<'_> {
         for (complaint_id, seq, lone_created) in touched {
             let lone = match lone_created {
                 Some(i) if !complaint_has_other_events(&mut per_event.count, complaint_id)? => {
-                    inc.events.get(i).map(|e| (e, stored.get(i)))
+                    inc.events.get(i)
                 }
                 _ => None,
             };
-            let state = match lone {
+            if let Some(created) = lone {
                 // The complaint's only event: its Created, just stored. Its
                 // identity can only be this event's: none when the Created
                 // is anonymous (never stored for one), and one that stays
                 // when it is not. So `on_anonymous` has nothing to erase or
                 // rescope, and the row needs no folded state (nor a copy of
                 // the intake).
-                Some((created, Some(_))) => {
-                    if let Some(row) = ComplaintRow::of_created(created) {
-                        upsert_complaint(&mut per_event.upsert, &row, seq)?;
-                    }
-                    continue;
+                if let Some(row) = ComplaintRow::of_created(created) {
+                    upsert_complaint(&mut per_event.upsert, &row, seq)?;
                 }
-                Some((created, None)) => lifecycle::fold(std::slice::from_ref(created)),
-                None => lifecycle::fold(&events_of(conn, complaint_id)?),
-            };
+                continue;
+            }
             // Events that arrive before their Created wait in the log; the
             // row appears when the Created does.
-            if let Some(state) = state {
+            if let Some(state) = lifecycle::fold(&events_of(conn, complaint_id)?) {
                 upsert_complaint(&mut per_event.upsert, &ComplaintRow::of(&state), seq)?;
-                *self.identities_changed |= state.privacy.anonymous;
-                identity::on_anonymous(conn, self.site, &state)?;
+                *self.identities_changed |= identity::on_anonymous(conn, self.site, &state)?;
             }
         }
         if let Some(cursor) = &inc.cursor {
