@@ -42,9 +42,8 @@ pub(crate) fn append_nested(msg: &[u8], path: &[u32], field: u32, value: &[u8]) 
     // holds more, including the growth of its child's length prefix.
     let mut grown = appended;
     let mut new_lens = vec![0usize; levels.len()];
-    for (i, &(_, _, old)) in levels.iter().enumerate().rev() {
+    for (i, &(len_at, payload_at, old)) in levels.iter().enumerate().rev() {
         let new = old + grown;
-        let (len_at, payload_at, _) = levels[i];
         grown = (grown + varint_len(new as u64)).checked_sub(payload_at - len_at)?;
         new_lens[i] = new;
     }

@@ -101,7 +101,7 @@ pub(super) fn verify(candidate: RelayCandidate, stored: &[StoredEvent]) -> Optio
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayedBatch {
     pub through: Seq,
-    pub encoding: i32,
+    /// Compressed with the encoding asked for.
     pub compressed: Vec<u8>,
     pub event_count: usize,
 }
@@ -116,23 +116,18 @@ pub enum Relayed {
     Until(Seq),
 }
 
-/// Compressed bytes kept at most: about 110,000 complaints of the sample
-/// mix, which covers the lead a province's intake of a drain takes over
-/// what national acks (in bench-replication 16 MiB ran out after ~76,000
-/// of 100,000 complaints, and the rest were read from the log).
+/// Compressed bytes kept at most. A province's intake of a drain runs
+/// ahead of what national acks: in bench-replication's two-hop drain of
+/// 100,000 complaints, 16 MiB ran out after ~76,000 (27 of 126 batches were
+/// then read from the log) and 32 MiB held every batch until it was sent.
 pub(super) const MAX_KEPT_BYTES: usize = 32 << 20;
 
-/// The batches kept, by first seq.
+/// The batches kept, by first seq; each holds the seqs from there on, one
+/// per event.
 #[derive(Debug, Default)]
 pub(super) struct RelayMap {
-    kept: BTreeMap<u64, Kept>,
+    kept: BTreeMap<u64, Relayable>,
     bytes: usize,
-}
-
-#[derive(Debug)]
-struct Kept {
-    last: u64,
-    batch: Relayable,
 }
 
 impl RelayMap {
@@ -147,7 +142,7 @@ impl RelayMap {
             return;
         }
         self.bytes += batch.compressed.len();
-        self.kept.insert(first, Kept { last, batch });
+        self.kept.insert(first, batch);
     }
 
     /// Drops every kept batch.
@@ -170,26 +165,23 @@ impl RelayMap {
             if *entry.key() > after {
                 break;
             }
-            self.bytes -= entry.remove().batch.compressed.len();
+            self.bytes -= entry.remove().compressed.len();
         }
         let entry = self.kept.first_entry()?;
         let first = *entry.key();
         if first != after + 1 {
             return Some(Relayed::Until(Seq(first - 1)));
         }
-        let b = &entry.get().batch;
-        let usable = b.encoding == encoding && b.raw_len <= max_raw && b.count <= max_events;
-        let kept = entry.remove();
-        self.bytes -= kept.batch.compressed.len();
-        if !usable {
+        let batch = entry.remove();
+        self.bytes -= batch.compressed.len();
+        if batch.encoding != encoding || batch.raw_len > max_raw || batch.count > max_events {
             // Not one this link can send: the run goes through it as usual.
             return None;
         }
         Some(Relayed::Batch(RelayedBatch {
-            through: Seq(kept.last),
-            encoding: kept.batch.encoding,
-            compressed: kept.batch.compressed,
-            event_count: kept.batch.count,
+            through: Seq(after + batch.count as u64),
+            compressed: batch.compressed,
+            event_count: batch.count,
         }))
     }
 }

@@ -915,7 +915,8 @@ async fn a_batch_stored_whole_is_kept_and_is_exactly_what_a_run_of_its_range_sen
     let framed =
         crate::replication::codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
     assert_eq!(
-        crate::replication::codec::decompress(kept.encoding, &kept.compressed).unwrap(),
+        crate::replication::codec::decompress(v1::Compression::Zstd as i32, &kept.compressed)
+            .unwrap(),
         framed,
         "identity put back and all, the same bytes"
     );
