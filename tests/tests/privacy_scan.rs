@@ -77,14 +77,14 @@ fn scan_files(dir: &Path, secrets: &[String]) -> (usize, Vec<String>) {
     (files.len(), found)
 }
 
-/// Complaint ids (16 bytes) holding an identity row in the database at
+/// Identities held for these complaint ids (16 bytes) in the database at
 /// `db` (read-only; the site may be running).
 fn identity_rows(db: &Path, ids: &[uuid::Uuid]) -> usize {
     let conn =
         rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .unwrap();
     let mut stmt = conn
-        .prepare("SELECT count(*) FROM identities WHERE complaint_id = ?1")
+        .prepare("SELECT count(*) FROM events WHERE complaint_id = ?1 AND identity IS NOT NULL")
         .unwrap();
     ids.iter()
         .map(|id| {

@@ -21,16 +21,15 @@
 //! ```text
 //! events.payload      the canonical lapor.sync.v1.Event with
 //!                     created.intake.reporter removed: never identity
-//! identities          one row per Created event with an identity:
-//!   event_id            the Created event (primary key)
-//!   complaint_id
-//!   scope               'event' | 'local'
-//!   sealed              seal(AAD = "lapor.identity.v1" || event_id (16 bytes),
+//! events.identity     on a Created event's row with an identity (schema
+//!                     0008; NULL on every other row):
+//!                       seal(AAD = "lapor.identity.v1" || event_id (16 bytes),
 //!                            ReporterIdentity protobuf)
-//!   nik_hash            HMAC-SHA256(nik key, NIK) or NULL; never the NIK
-//!   nik_part            the event's seq here >> NIK_PART_BITS: the index on
-//!                       (nik_part, nik_hash) takes each commit's hashes into
-//!                       one or two partitions, not all over one random tree
+//! events.identity_scope  'event' | 'local'
+//! events.nik_hash     HMAC-SHA256(nik key, NIK) or NULL; never the NIK.
+//!                     Indexed on (seq >> 12, nik_hash): each commit's
+//!                     hashes go into one or two partitions of 4,096
+//!                     events, not all over one random tree
 //! conflicts.payload   seal(AAD = "lapor.conflict.v1", the Event as received)
 //! quarantine.payload  seal(AAD = "lapor.quarantine.v1", the record as received)
 //!                     (`sealed` = 1; 0 only in databases from before v4,
@@ -48,7 +47,7 @@
 //!   start.
 //! - Privacy only tightens. When a complaint becomes anonymous (Verified or
 //!   PrivacyTightened with `anonymous`), its origin node turns `event` into
-//!   `local` (nothing more is sent), and every other site *erases* the row —
+//!   `local` (nothing more is sent), and every other site *erases* it —
 //!   ciphertext and NIK hash — with an `erase_identity` audit row. Erasing
 //!   rather than only redacting: a hub has no use for an anonymous
 //!   reporter's identity, and data it does not hold cannot leak. (Copies in
@@ -83,10 +82,12 @@ pub(super) const CONFLICT_AAD: &[u8] = b"lapor.conflict.v1";
 /// Associated data of sealed quarantine records.
 pub(super) const QUARANTINE_AAD: &[u8] = b"lapor.quarantine.v1";
 
-/// Width of a NIK-index partition, in bits of the event's seq at this site
-/// (schema 0006): 4,096 events, so a group commit's identities land in one
-/// or two partitions of a few dozen pages, and a look-up at a national hub
-/// holding ten million events probes ~2,500 partitions.
+/// Width of a NIK-index partition, in bits of the event's seq at this site:
+/// 4,096 events, so a group commit's identities land in one or two
+/// partitions of a few dozen pages, and a look-up at a national hub holding
+/// ten million events probes ~2,500 partitions. The index (schema 0008) and
+/// the queries below spell it as `seq >> 12`; a test holds them to this.
+#[cfg(test)]
 const NIK_PART_BITS: u32 = 12;
 
 /// Where an identity held at this site may go.
@@ -101,7 +102,7 @@ pub enum IdentityScope {
 }
 
 impl IdentityScope {
-    fn as_sql(self) -> &'static str {
+    pub(super) fn as_sql(self) -> &'static str {
         match self {
             IdentityScope::Event => "event",
             IdentityScope::Local => "local",
@@ -256,30 +257,6 @@ pub(super) fn stored_form(key: &SiteKey, event: &Event) -> StoredEvent {
     }
 }
 
-/// Stores the identity of the Created event `event`, stored here at `seq`
-/// (first copy wins).
-pub(super) fn insert(
-    conn: &Connection,
-    event: &Event,
-    seq: u64,
-    identity: &SealedIdentity,
-) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms, nik_part)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (event_id) DO NOTHING",
-    )?
-    .execute(params![
-        event.id.0.as_bytes().as_slice(),
-        event.complaint_id.0.as_bytes().as_slice(),
-        identity.scope.as_sql(),
-        identity.sealed,
-        identity.nik_hash.as_ref().map(|h| h.as_slice()),
-        now_ms(),
-        (seq >> NIK_PART_BITS) as i64,
-    ])?;
-    Ok(())
-}
-
 /// The identity held for the Created event `event`, opened.
 pub(super) fn held(
     conn: &Connection,
@@ -287,7 +264,9 @@ pub(super) fn held(
     event: EventId,
 ) -> Result<Option<(IdentityScope, Reporter)>, StoreError> {
     let row: Option<(String, Vec<u8>)> = conn
-        .prepare_cached("SELECT scope, sealed FROM identities WHERE event_id = ?1")?
+        .prepare_cached(
+            "SELECT identity_scope, identity FROM events WHERE event_id = ?1 AND identity IS NOT NULL",
+        )?
         .query_row([event.0.as_bytes().as_slice()], |r| {
             Ok((r.get(0)?, r.get(1)?))
         })
@@ -346,7 +325,7 @@ pub(super) fn complaints_by_nik(
             let bytes = row?;
             let id = uuid::Uuid::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
                 seq: 0,
-                reason: format!("identities.complaint_id: {e}"),
+                reason: format!("events.complaint_id: {e}"),
             })?;
             out.push(ComplaintId(id));
         }
@@ -358,20 +337,20 @@ pub(super) fn complaints_by_nik(
 
 /// The first and last NIK-index partitions, each read from one end of the
 /// index (a single `min(), max()` query would scan it).
-const NIK_PARTS: &str = "SELECT (SELECT min(nik_part) FROM identities WHERE nik_hash IS NOT NULL),
-        (SELECT max(nik_part) FROM identities WHERE nik_hash IS NOT NULL)";
+const NIK_PARTS: &str = "SELECT (SELECT min(seq >> 12) FROM events WHERE nik_hash IS NOT NULL),
+        (SELECT max(seq >> 12) FROM events WHERE nik_hash IS NOT NULL)";
 
 /// One partition's complaints with a given NIK hash.
-const NIK_PROBE: &str = "SELECT complaint_id FROM identities WHERE nik_part = ?1 AND nik_hash = ?2 AND nik_hash IS NOT NULL";
+const NIK_PROBE: &str = "SELECT complaint_id FROM events WHERE (seq >> 12) = ?1 AND nik_hash = ?2 AND nik_hash IS NOT NULL";
 
-/// A complaint's identities, found through its events (schema 0007 keeps no
-/// index of identities by complaint): its own node keeps them, local.
-const MAKE_LOCAL: &str = "UPDATE identities SET scope = 'local'
-     WHERE event_id IN (SELECT event_id FROM events WHERE complaint_id = ?1) AND scope = 'event'";
+/// A complaint's identities: its own node keeps them, local.
+const MAKE_LOCAL: &str = "UPDATE events SET identity_scope = 'local'
+     WHERE complaint_id = ?1 AND identity_scope = 'event'";
 
-/// [`MAKE_LOCAL`]'s rows, erased (every other site).
-const ERASE: &str = "DELETE FROM identities
-     WHERE event_id IN (SELECT event_id FROM events WHERE complaint_id = ?1)";
+/// [`MAKE_LOCAL`]'s identities, erased (every other site): the sealed blob
+/// and the NIK hash, with `secure_delete` zeroing the bytes they held.
+const ERASE: &str = "UPDATE events SET identity = NULL, identity_scope = NULL, nik_hash = NULL
+     WHERE complaint_id = ?1 AND identity IS NOT NULL";
 
 /// Applies the tightening rule to a complaint that is now anonymous: at its
 /// origin node the identity becomes `local`; elsewhere it is erased, with an
@@ -533,13 +512,20 @@ pub(super) fn seal_plaintext(
             continue;
         }
         let form = stored_form(key, &event);
+        let identity = form.identity.as_ref();
         tx.execute(
-            "UPDATE events SET payload = ?2 WHERE seq = ?1",
-            params![seq, form.payload],
+            "UPDATE events SET payload = ?2, identity = ?3, identity_scope = ?4, nik_hash = ?5
+              WHERE seq = ?1",
+            params![
+                seq,
+                form.payload,
+                identity.map(|i| i.sealed.as_slice()),
+                identity.map(|i| i.scope.as_sql()),
+                identity
+                    .and_then(|i| i.nik_hash.as_ref())
+                    .map(|h| h.as_slice()),
+            ],
         )?;
-        if let Some(identity) = &form.identity {
-            insert(&tx, &event, seq as u64, identity)?;
-        }
         touched.push(event.complaint_id);
     }
     for id in &touched {
@@ -611,7 +597,7 @@ pub(super) fn same_identity(
     };
     Ok(match held(conn, key, event.id)? {
         Some((IdentityScope::Event, stored)) => stored == *incoming,
-        // Local identities are never part of an event; no row means this
+        // Local identities are never part of an event; none held means this
         // site holds the event without identity (withheld or erased).
         Some((IdentityScope::Local, _)) | None => true,
     })

@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("schema/0005_drop_sender_index.sql"),
     include_str!("schema/0006_nik_index_by_arrival.sql"),
     include_str!("schema/0007_identities_by_event_only.sql"),
+    include_str!("schema/0008_identity_in_event_row.sql"),
 ];
 
 /// The schema version this binary writes.

@@ -291,9 +291,9 @@ pub(super) fn event_run(
     // The identity of a non-anonymous Created event goes back into it: a
     // peer receives the canonical event. `local` identities never do.
     let mut sql = String::from(
-        "SELECT e.seq, e.payload, e.received_from, e.event_id, i.sealed FROM events e
-         LEFT JOIN identities i ON e.kind = 'created' AND i.event_id = e.event_id AND i.scope = 'event'
-         WHERE e.seq > ?",
+        "SELECT e.seq, e.payload, e.received_from, e.event_id,
+                CASE WHEN e.identity_scope = 'event' THEN e.identity END
+         FROM events e WHERE e.seq > ?",
     );
     let mut params = vec![Value::Integer(req.after.0 as i64)];
     if let Some(until) = req.until {

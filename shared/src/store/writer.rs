@@ -646,14 +646,11 @@ impl Ctx<'_> {
                 conn,
                 &mut *conn.prepare_cached(INSERT_EVENT)?,
                 &p.event,
-                &p.stored.payload,
+                &p.stored,
                 None,
                 None,
             )?
             .ok_or(StoreError::Conflict(p.event.id))?;
-        if let Some(sealed) = &p.stored.identity {
-            identity::insert(conn, &p.event, seq, sealed)?;
-        }
         upsert_complaint(&mut *conn.prepare_cached(UPSERT_COMPLAINT)?, &p.row, seq)?;
         Ok(Submitted {
             complaint_id: p.event.complaint_id,
@@ -721,7 +718,10 @@ impl Ctx<'_> {
                 conn,
                 &mut *conn.prepare_cached(INSERT_EVENT)?,
                 &event,
-                &encode_event(&event),
+                &StoredEvent {
+                    payload: encode_event(&event),
+                    identity: None,
+                },
                 None,
                 None,
             )?
@@ -822,7 +822,7 @@ impl Ctx<'_> {
                 conn,
                 &mut per_event.insert,
                 event,
-                &form.payload,
+                form,
                 Some(&inc.from),
                 source_seq,
             )? {
@@ -830,9 +830,6 @@ impl Ctx<'_> {
                     out.accepted += 1;
                     let (first, _) = out.stored_seqs.unwrap_or((Seq(seq), Seq(seq)));
                     out.stored_seqs = Some((first, Seq(seq)));
-                    if let Some(sealed) = &form.identity {
-                        identity::insert(conn, event, seq, sealed)?;
-                    }
                     let created = matches!(event.body, EventBody::Created { .. });
                     match seen.get(&event.complaint_id) {
                         Some(&at) => touched[at] = (event.complaint_id, seq, None),
@@ -915,17 +912,19 @@ impl Ctx<'_> {
         )
     }
 
-    /// Inserts an event with `insert` (an [`INSERT_EVENT`] statement of
-    /// `conn`); `None` when its id is already stored.
+    /// Inserts an event in its stored form (the sealed identity, if any, in
+    /// the same row) with `insert` (an [`INSERT_EVENT`] statement of
+    /// `conn`); `None` when its id is already stored (first copy wins).
     fn insert_event(
         &mut self,
         conn: &Connection,
         insert: &mut Statement<'_>,
         event: &Event,
-        payload: &[u8],
+        stored: &StoredEvent,
         from: Option<&SiteCode>,
         source_seq: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
+        let identity = stored.identity.as_ref();
         let n = insert.execute(params![
             event.id.0.as_bytes().as_slice(),
             event.complaint_id.0.as_bytes().as_slice(),
@@ -933,10 +932,15 @@ impl Ctx<'_> {
             event.district.as_str(),
             event.hlc.0 as i64,
             event.body.kind(),
-            payload,
+            stored.payload,
             from.map(SiteCode::as_str),
             now_ms(),
             source_seq.map(|s| s as i64),
+            identity.map(|i| i.sealed.as_slice()),
+            identity.map(|i| i.scope.as_sql()),
+            identity
+                .and_then(|i| i.nik_hash.as_ref())
+                .map(|h| h.as_slice()),
         ])?;
         if n == 0 {
             return Ok(None);
@@ -974,8 +978,8 @@ fn event_exists(conn: &Connection, id: EventId) -> Result<bool, StoreError> {
         .is_some())
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms, source_seq)
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT (event_id) DO NOTHING";
+const INSERT_EVENT: &str = "INSERT INTO events (event_id, complaint_id, origin, district, hlc, kind, payload, received_from, stored_at_ms, source_seq, identity, identity_scope, nik_hash)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) ON CONFLICT (event_id) DO NOTHING";
 
 const COUNT_EVENTS: &str = "SELECT count(*) FROM events WHERE complaint_id = ?1";
 

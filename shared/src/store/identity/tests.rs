@@ -422,6 +422,8 @@ async fn a_complaint_made_anonymous_keeps_identity_local_at_its_node_and_erased_
         .unwrap();
     let key = IdentityKey::from(&state_of(&hub, s.complaint_id).await);
     assert_eq!(hub.read_identities(vec![key], "t").await.unwrap().len(), 1);
+    let nik = reporter(1).nik.unwrap();
+    assert_eq!(hub.find_by_nik(&nik, "t").await.unwrap(), [s.complaint_id]);
 
     // The province operator makes it anonymous; the event flows down and up.
     let tightened = made_anonymous(&hub, s.complaint_id).await;
@@ -431,6 +433,10 @@ async fn a_complaint_made_anonymous_keeps_identity_local_at_its_node_and_erased_
             .await
             .unwrap()
             .is_empty()
+    );
+    assert!(
+        hub.find_by_nik(&nik, "t").await.unwrap().is_empty(),
+        "the NIK hash is erased with the identity"
     );
     assert!(audit_actions(hub_dir.path()).contains(&"erase_identity".to_string()));
     let from_hub: Vec<Event> = sent(&hub).await.into_iter().map(|(_, e)| e).collect();
@@ -686,16 +692,29 @@ async fn an_event_outside_the_sites_scope_is_permission_denied_and_audited() {
     assert_eq!(audit_actions(dir.path()), ["refused_write"]);
 }
 
-/// An identities row with a NIK hash in NIK-index partition `part`.
+/// A Created event row of `complaint` whose identity has NIK hash `hash`,
+/// stored at the first seq of NIK-index partition `part`.
 fn insert_hashed(conn: &Connection, complaint: ComplaintId, hash: &[u8; 32], part: i64) {
+    // Another row of the same partition may have taken its first seq.
+    let seq: i64 = conn
+        .query_row(
+            "SELECT coalesce(max(seq) + 1, ?1) FROM events WHERE seq >= ?1 AND seq < ?2",
+            [
+                part << super::NIK_PART_BITS,
+                (part + 1) << super::NIK_PART_BITS,
+            ],
+            |r| r.get(0),
+        )
+        .unwrap();
     conn.execute(
-        "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms, nik_part)
-         VALUES (?1, ?2, 'event', x'00', ?3, 0, ?4)",
+        "INSERT INTO events (seq, event_id, complaint_id, origin, district, hlc, kind, payload, stored_at_ms,
+                             identity, identity_scope, nik_hash)
+         VALUES (?1, ?2, ?3, '11.13', '11.13', 1, 'created', x'00', 0, x'00', 'event', ?4)",
         rusqlite::params![
+            seq,
             EventId::new_v7().0.as_bytes().as_slice(),
             complaint.0.as_bytes().as_slice(),
             hash.as_slice(),
-            part
         ],
     )
     .unwrap();
@@ -740,19 +759,16 @@ fn nik_look_ups_search_the_partitioned_index_and_never_scan_the_table() {
     };
     let probe = plan(super::NIK_PROBE, &[&0i64, &[7u8; 32].as_slice()]);
     assert!(
-        probe
-            .iter()
-            .any(|s| s.starts_with("SEARCH identities USING")
-                && s.contains("INDEX identities_by_nik_part (nik_part=? AND nik_hash=?)")),
+        probe.iter().any(|s| s.starts_with("SEARCH events USING")
+            && s.contains("INDEX events_by_nik (<expr>=? AND nik_hash=?)")),
         "{probe:?}"
     );
     let bounds = plan(super::NIK_PARTS, &[]);
     assert!(
-        bounds.iter().all(|s| !s.starts_with("SCAN identities"))
+        bounds.iter().all(|s| !s.starts_with("SCAN events"))
             && bounds
                 .iter()
-                .filter(|s| s
-                    .starts_with("SEARCH identities USING COVERING INDEX identities_by_nik_part"))
+                .filter(|s| s.starts_with("SEARCH events USING COVERING INDEX events_by_nik"))
                 .count()
                 == 2,
         "min and max must each be read from an end of the index: {bounds:?}"
@@ -782,10 +798,6 @@ fn upgrading_to_the_partitioned_nik_index_files_old_identities_by_their_seq() {
     )
     .unwrap();
     super::super::migrations::migrate(&mut conn).unwrap();
-    let part: i64 = conn
-        .query_row("SELECT nik_part FROM identities", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(part, 9000 >> super::NIK_PART_BITS);
     assert_eq!(super::complaints_by_nik(&conn, &hash).unwrap(), [complaint]);
 }
 
@@ -987,11 +999,95 @@ fn a_complaints_identities_are_found_through_its_events_by_index_only() {
         );
         assert!(
             plan.iter()
-                .any(|s| s.contains("USING INDEX events_by_complaint"))
-                && plan
-                    .iter()
-                    .any(|s| s.starts_with("SEARCH identities USING PRIMARY KEY")),
+                .any(|s| s.contains("USING INDEX events_by_complaint")),
             "{sql}: {plan:?}"
         );
     }
+}
+
+/// The index's partition expression is the one the queries use, at the
+/// width the docs give: a probe by partition finds exactly the rows whose
+/// seq falls in it.
+#[test]
+fn the_nik_index_partitions_by_4096_seqs() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    super::super::migrations::migrate(&mut conn).unwrap();
+    let sql: String = conn
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE name = 'events_by_nik'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let expr = format!("(seq >> {})", super::NIK_PART_BITS);
+    assert!(sql.contains(&expr), "{sql}");
+    for q in [super::NIK_PARTS, super::NIK_PROBE] {
+        assert!(q.contains(&expr[1..expr.len() - 1]), "{q}");
+    }
+}
+
+#[test]
+fn upgrading_moves_each_identity_into_its_event_row_and_drops_the_table() {
+    let mut conn = Connection::open_in_memory().unwrap();
+    migrate_to(&mut conn, 7).unwrap();
+    let hash = [5u8; 32];
+    let ids: Vec<(EventId, ComplaintId)> = (0..3)
+        .map(|_| (EventId::new_v7(), ComplaintId::new_v7()))
+        .collect();
+    for (i, (event, complaint)) in ids.iter().enumerate() {
+        conn.execute(
+            "INSERT INTO events (seq, event_id, complaint_id, origin, district, hlc, kind, payload, stored_at_ms)
+             VALUES (?1, ?2, ?3, '11.13', '11.13', 1, 'created', x'00', 0)",
+            rusqlite::params![
+                5000 + i as i64,
+                event.0.as_bytes().as_slice(),
+                complaint.0.as_bytes().as_slice()
+            ],
+        )
+        .unwrap();
+    }
+    // The first with a NIK, the second local and without one, the third
+    // without identity.
+    for (n, scope, nik) in [(0, "event", Some(hash.as_slice())), (1, "local", None)] {
+        let (event, complaint) = ids[n];
+        conn.execute(
+            "INSERT INTO identities (event_id, complaint_id, scope, sealed, nik_hash, recorded_at_ms, nik_part)
+             VALUES (?1, ?2, ?3, ?4, ?5, 0, ?6)",
+            rusqlite::params![
+                event.0.as_bytes().as_slice(),
+                complaint.0.as_bytes().as_slice(),
+                scope,
+                [n as u8 + 1; 40].as_slice(),
+                nik,
+                (5000 + n as i64) >> super::NIK_PART_BITS,
+            ],
+        )
+        .unwrap();
+    }
+    super::super::migrations::migrate(&mut conn).unwrap();
+    type Columns = (Option<String>, Option<Vec<u8>>, Option<Vec<u8>>);
+    let rows: Vec<Columns> = conn
+        .prepare("SELECT identity_scope, identity, nik_hash FROM events ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            (Some("event".into()), Some(vec![1; 40]), Some(hash.to_vec())),
+            (Some("local".into()), Some(vec![2; 40]), None),
+            (None, None, None),
+        ]
+    );
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'identities'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+    assert_eq!(super::complaints_by_nik(&conn, &hash).unwrap(), [ids[0].1]);
 }
