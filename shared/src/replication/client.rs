@@ -575,6 +575,11 @@ async fn session(
     .await?;
 
     let mut next_after = acked;
+    // Acks are recorded beside the loop, latest first (`record_acks`): the
+    // loop goes on filling the window while the store commits.
+    let (acked_tx, acked_rx) = watch::channel(acked);
+    let recorder = record_acks(store, &parent, acked_rx);
+    tokio::pin!(recorder);
     let mut in_flight: VecDeque<(u64, Seq, usize)> = VecDeque::new();
     let mut in_flight_bytes = 0usize;
     let mut batch_no = 0u64;
@@ -610,9 +615,14 @@ async fn session(
         tokio::select! {
             biased;
             _ = token.cancelled() => {
+                // What was acked is recorded before waiting for the rest.
+                if let Err(e) = on_acked(store, &parent, acked).await {
+                    tracing::info!(parent = %parent, error = %e, "could not record an ack while shutting down");
+                }
                 drain(store, &parent, &mut acks, &mut in_flight, config.drain_timeout, status).await;
                 return Ok(());
             }
+            failed = &mut recorder => return Err(failed),
             msg = acks.message() => {
                 let ack = msg?.ok_or(SyncError::Closed)?;
                 while let Some(&(n, _, size)) = in_flight.front() {
@@ -623,7 +633,7 @@ async fn session(
                     in_flight_bytes -= size;
                 }
                 acked = Seq(ack.through_seq);
-                on_acked(store, &parent, acked).await?;
+                acked_tx.send_replace(acked);
                 if ack.quarantined > 0 {
                     tracing::warn!(parent = %parent, batch = ack.batch_no, quarantined = ack.quarantined, "parent quarantined records");
                 }
@@ -651,25 +661,47 @@ async fn session(
     }
 }
 
+/// Records each ack the push loop passes on, the latest one when several
+/// came while the store was committing the one before: an ack a node
+/// records later is one it re-sends at most (Hello gives the parent's own
+/// cursor), and recording one per batch in the loop kept the loop from
+/// reading the next batch for two commits every time. Ends only with the
+/// error of a failed record.
+async fn record_acks(
+    store: &Store,
+    parent: &SiteCode,
+    mut acked: watch::Receiver<Seq>,
+) -> SyncError {
+    loop {
+        if acked.changed().await.is_err() {
+            // The loop that owns the sender has ended, and with it this.
+            return std::future::pending().await;
+        }
+        let seq = *acked.borrow_and_update();
+        if let Err(e) = on_acked(store, parent, seq).await {
+            return e;
+        }
+    }
+}
+
 /// What the parent holds durably moved to `acked`: record the cursor, the
 /// custody receipt for our own events, and — at a province hub — turn it
 /// into receipts for the children whose events those were.
 async fn on_acked(store: &Store, parent: &SiteCode, acked: Seq) -> Result<(), SyncError> {
-    store
-        .set_cursor(CursorUpdate {
-            peer: parent.clone(),
-            kind: CursorKind::PushOut,
-            seq: acked,
-        })
-        .await?;
+    let cursor = store.set_cursor(CursorUpdate {
+        peer: parent.clone(),
+        kind: CursorKind::PushOut,
+        seq: acked,
+    });
     if acked == Seq(0) {
-        return Ok(());
+        return Ok(cursor.await?);
     }
     let tier = match parent.role() {
         SiteRole::National => CustodyTier::National,
         _ => CustodyTier::Province,
     };
-    store.record_custody(tier, acked, now_ms()).await?;
+    // Queued together, so they share a group commit.
+    tokio::try_join!(cursor, store.record_custody(tier, acked, now_ms()))?;
     if parent.role() == SiteRole::National {
         store.advance_receipts(parent.clone(), acked).await?;
     }
