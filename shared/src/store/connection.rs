@@ -104,3 +104,24 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The SQLite linked in keeps no statistics of its memory use, so no
+    /// allocation takes its process-wide mutex (`.cargo/config.toml`).
+    #[test]
+    fn sqlite_is_built_without_memory_statistics() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("SELECT compile_options FROM pragma_compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "{options:?}"
+        );
+    }
+}
