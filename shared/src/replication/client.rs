@@ -5,7 +5,8 @@
 //! - The loop never blocks intake: it only reads the store and records link
 //!   state; a dead link only grows the backlog.
 //! - Several batches are in flight at once, bounded by a window in bytes,
-//!   so a high-latency link stays full.
+//!   so a high-latency link stays full. Acks are recorded beside the loop,
+//!   the newest first, so it never waits on its own store's commits to send.
 //! - Where to resume comes from the parent (Hello's push cursor), never from
 //!   local memory: a child that lost its cursor re-sends nothing the parent
 //!   holds, and a parent restored from an older backup gets the gap again.

@@ -490,6 +490,45 @@ async fn a_complaint_made_anonymous_keeps_identity_local_at_its_node_and_erased_
     );
 }
 
+/// Erasing clears the event row's identity columns: neither the
+/// ciphertext nor the NIK hash is left in the database file once the WAL
+/// is checkpointed. (The row is rewritten in place over its old tail,
+/// where those columns were; `secure_delete` zeroes any space it frees.)
+#[tokio::test]
+async fn an_erased_identity_leaves_no_ciphertext_or_nik_hash_in_the_file() {
+    let (node_dir, hub_dir) = (TempDir::new().unwrap(), TempDir::new().unwrap());
+    let node = open(node_dir.path(), "11.13");
+    let hub = open(hub_dir.path(), "11");
+    let s = submit(&node, Some(reporter(1)), false).await;
+    // Other named complaints share the page, so it is rewritten, not freed.
+    for n in 2..6 {
+        submit(&node, Some(reporter(n)), false).await;
+    }
+    let events: Vec<Event> = sent(&node).await.into_iter().map(|(_, e)| e).collect();
+    hub.apply_remote(incoming("11.13", events)).await.unwrap();
+    let db = hub_dir.path().join("site.db");
+    let held: Vec<Vec<u8>> = {
+        let conn = Connection::open(&db).unwrap();
+        conn.query_row(
+            "SELECT identity, nik_hash FROM events WHERE complaint_id = ?1 AND identity IS NOT NULL",
+            [s.complaint_id.0.as_bytes().as_slice()],
+            |r| Ok(vec![r.get(0)?, r.get(1)?]),
+        )
+        .unwrap()
+    };
+    made_anonymous(&hub, s.complaint_id).await;
+    let conn = Connection::open(&db).unwrap();
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    drop(conn);
+    hub.close().await.unwrap();
+    assert_eq!(files_holding(hub_dir.path(), &held), Vec::<PathBuf>::new());
+    // The others' identities stay where they were.
+    let hub = open(hub_dir.path(), "11");
+    let nik = reporter(2).nik.unwrap();
+    assert_eq!(hub.find_by_nik(&nik, "t").await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn complaints_are_found_by_nik_though_no_nik_is_stored() {
     let dir = TempDir::new().unwrap();
