@@ -251,7 +251,11 @@ mod bounds_tests {
 
     #[test]
     fn the_wal_bounds_are_the_same_bytes_whatever_the_page_size() {
-        for (page_size, wake, inline) in [(4096, 5_120, 10_240), (8192, 2_560, 5_120)] {
+        for (page_size, wake, inline) in [
+            (4096, 5_120, 10_240),
+            (8192, 2_560, 5_120),
+            (16384, 1_280, 2_560),
+        ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("b.db");
             {

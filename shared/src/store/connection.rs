@@ -7,7 +7,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 /// Page size of a database this binary creates.
-pub(super) const PAGE_SIZE: i64 = 8192;
+pub(super) const PAGE_SIZE: i64 = 16384;
 
 /// WAL size at which a writer connection checkpoints inside its commit.
 pub(super) const INLINE_WAL_BYTES: i64 = 40 << 20;
@@ -69,10 +69,12 @@ pub(super) fn open_writer(path: &Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
-    // 8 KiB pages for a new database (before WAL mode fixes the size): a
-    // ~1.3 KiB event row wastes less of a page, and each index holds twice
-    // the entries per page, so a group commit writes fewer WAL frames.
-    // Measured in docs/benchmarks.md (one hop +10 %). An existing database
+    // 16 KiB pages for a new database (before WAL mode fixes the size): a
+    // ~1.5 KiB event row wastes less of a page, each index holds more
+    // entries per page, and a group commit writes fewer WAL frames (SQLite
+    // writes each frame with two `pwrite`s). Measured in docs/benchmarks.md:
+    // 8 KiB gave one hop +10 % over 4 KiB, 16 KiB +7–12 % over 8 KiB and the
+    // store benchmark +8–21 %; 32 KiB no more than 16. An existing database
     // keeps the size it was created with; only VACUUM could change it.
     conn.pragma_update(None, "page_size", PAGE_SIZE)?;
     configure(&conn)?;

@@ -815,7 +815,7 @@ async fn every_earlier_schema_version_migrates_to_the_current_one() {
 }
 
 #[tokio::test]
-async fn a_new_database_gets_8_kib_pages_and_an_older_one_keeps_its_own() {
+async fn a_new_database_gets_16_kib_pages_and_an_older_one_keeps_its_own() {
     let page_size = |path: &std::path::Path| -> i64 {
         Connection::open(path)
             .unwrap()
@@ -826,7 +826,8 @@ async fn a_new_database_gets_8_kib_pages_and_an_older_one_keeps_its_own() {
     let store = Store::open(config(&fresh, "11.13")).unwrap();
     store.submit(new_complaint("new")).await.unwrap();
     store.close().await.unwrap();
-    assert_eq!(page_size(&fresh.path().join("site.db")), PAGE_SIZE);
+    assert_eq!(page_size(&fresh.path().join("site.db")), 16 * 1024);
+    assert_eq!(PAGE_SIZE, 16 * 1024);
 
     // A database an earlier binary created, with its 4 KiB pages and WAL.
     let old = TempDir::new().unwrap();
