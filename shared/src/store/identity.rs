@@ -102,7 +102,7 @@ pub enum IdentityScope {
 }
 
 impl IdentityScope {
-    pub(super) fn as_sql(self) -> &'static str {
+    fn as_sql(self) -> &'static str {
         match self {
             IdentityScope::Event => "event",
             IdentityScope::Local => "local",
@@ -157,6 +157,20 @@ pub(super) struct SealedIdentity {
     pub sealed: Vec<u8>,
     pub nik_hash: Option<[u8; 32]>,
     pub reporter: Reporter,
+}
+
+/// The `events` columns that hold an identity (`identity`, `identity_scope`,
+/// `nik_hash`), as bound for `identity`: all NULL without one.
+pub(super) fn columns(
+    identity: Option<&SealedIdentity>,
+) -> (Option<&[u8]>, Option<&'static str>, Option<&[u8]>) {
+    (
+        identity.map(|i| i.sealed.as_slice()),
+        identity.map(|i| i.scope.as_sql()),
+        identity
+            .and_then(|i| i.nik_hash.as_ref())
+            .map(|h| h.as_slice()),
+    )
 }
 
 /// An event in the form the store writes it: the identity-free payload and
@@ -347,8 +361,9 @@ const NIK_PROBE: &str = "SELECT complaint_id FROM events WHERE (seq >> 12) = ?1 
 const MAKE_LOCAL: &str = "UPDATE events SET identity_scope = 'local'
      WHERE complaint_id = ?1 AND identity_scope = 'event'";
 
-/// [`MAKE_LOCAL`]'s identities, erased (every other site): the sealed blob
-/// and the NIK hash, with `secure_delete` zeroing the bytes they held.
+/// [`MAKE_LOCAL`]'s identities, erased (every other site): the row is
+/// written again without the sealed blob and the NIK hash (and
+/// `secure_delete` zeroes any space that frees in its page).
 const ERASE: &str = "UPDATE events SET identity = NULL, identity_scope = NULL, nik_hash = NULL
      WHERE complaint_id = ?1 AND identity IS NOT NULL";
 
@@ -512,19 +527,11 @@ pub(super) fn seal_plaintext(
             continue;
         }
         let form = stored_form(key, &event);
-        let identity = form.identity.as_ref();
+        let (sealed, scope, nik_hash) = columns(form.identity.as_ref());
         tx.execute(
             "UPDATE events SET payload = ?2, identity = ?3, identity_scope = ?4, nik_hash = ?5
               WHERE seq = ?1",
-            params![
-                seq,
-                form.payload,
-                identity.map(|i| i.sealed.as_slice()),
-                identity.map(|i| i.scope.as_sql()),
-                identity
-                    .and_then(|i| i.nik_hash.as_ref())
-                    .map(|h| h.as_slice()),
-            ],
+            params![seq, form.payload, sealed, scope, nik_hash],
         )?;
         touched.push(event.complaint_id);
     }

@@ -924,7 +924,7 @@ impl Ctx<'_> {
         from: Option<&SiteCode>,
         source_seq: Option<u64>,
     ) -> Result<Option<u64>, StoreError> {
-        let identity = stored.identity.as_ref();
+        let (sealed, scope, nik_hash) = identity::columns(stored.identity.as_ref());
         let n = insert.execute(params![
             event.id.0.as_bytes().as_slice(),
             event.complaint_id.0.as_bytes().as_slice(),
@@ -936,11 +936,9 @@ impl Ctx<'_> {
             from.map(SiteCode::as_str),
             now_ms(),
             source_seq.map(|s| s as i64),
-            identity.map(|i| i.sealed.as_slice()),
-            identity.map(|i| i.scope.as_sql()),
-            identity
-                .and_then(|i| i.nik_hash.as_ref())
-                .map(|h| h.as_slice()),
+            sealed,
+            scope,
+            nik_hash,
         ])?;
         if n == 0 {
             return Ok(None);
