@@ -701,10 +701,17 @@ async fn on_acked(store: &Store, parent: &SiteCode, acked: Seq) -> Result<(), Sy
         SiteRole::National => CustodyTier::National,
         _ => CustodyTier::Province,
     };
-    // Queued together, so they share a group commit.
-    tokio::try_join!(cursor, store.record_custody(tier, acked, now_ms()))?;
+    // Queued together, so they share a group commit (none reads another's
+    // writes).
+    let custody = store.record_custody(tier, acked, now_ms());
     if parent.role() == SiteRole::National {
-        store.advance_receipts(parent.clone(), acked).await?;
+        tokio::try_join!(
+            cursor,
+            custody,
+            store.advance_receipts(parent.clone(), acked)
+        )?;
+    } else {
+        tokio::try_join!(cursor, custody)?;
     }
     Ok(())
 }
