@@ -6,6 +6,12 @@ use std::process::ExitCode;
 use clap::Parser as _;
 use lapor_hub::cli::{Cli, dispatch};
 
+/// mimalloc, not glibc's malloc: less CPU per replicated complaint in the
+/// same-run pairs of docs/benchmarks.md (seventh pass), where malloc and
+/// free were a sixth of the runtime threads' samples.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     match dispatch(Cli::parse()).await {

@@ -45,6 +45,11 @@ use lapor_shared::tls::link::InsecureLoopback;
 use lapor_tests::cpu::{CpuPerItem, CpuSnapshot};
 use lapor_tests::sample;
 
+/// The allocator the binaries use (`lapor-node`, `lapor-hub`), so the
+/// library is measured as it runs in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Complaints pre-loaded at the node.

@@ -20,6 +20,11 @@ use lapor_shared::proto::convert;
 use lapor_shared::store::{NewComplaint, Store, StoreConfig};
 use lapor_tests::sample;
 
+/// The allocator the binaries use (`lapor-node`, `lapor-hub`), so the
+/// library is measured as it runs in production.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 struct Args {
     /// Complaints to write in each run.
