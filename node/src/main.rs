@@ -8,7 +8,8 @@ use lapor_node::cli::{Cli, dispatch};
 
 /// mimalloc, not glibc's malloc: less CPU per replicated complaint in the
 /// same-run pairs of docs/benchmarks.md (seventh pass), where malloc and
-/// free were a sixth of the runtime threads' samples.
+/// free were a sixth of the runtime threads' samples. Its huge pages cost
+/// resident memory; the README's dependency table gives both figures.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
