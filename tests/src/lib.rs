@@ -198,6 +198,18 @@ where
     }
 }
 
+/// The middle value of `values` (the mean of the two middle ones for an
+/// even count; 0 for none): what the benchmarks report of repeated runs.
+pub fn median(values: impl IntoIterator<Item = f64>) -> f64 {
+    let mut values: Vec<f64> = values.into_iter().collect();
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -230,6 +242,14 @@ mod tests {
         ] {
             assert!(!set_for_the_running_crate(key), "{key} is kept");
         }
+    }
+
+    #[test]
+    fn median_is_the_middle_value_or_the_mean_of_the_two_middle_ones() {
+        assert_eq!(median([3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median([4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median([7.0]), 7.0);
+        assert_eq!(median(Vec::new()), 0.0);
     }
 
     #[tokio::test]

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Parser;
+use lapor_tests::median;
 use memmap2::{Advice, MmapMut};
 
 #[derive(Parser)]
@@ -79,15 +80,6 @@ fn file(dir: &std::path::Path, bytes: usize) -> anyhow::Result<(f64, f64)> {
     Ok((fresh, again))
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    match values.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => values[n / 2],
-        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let bytes = args.mib << 20;
@@ -115,10 +107,10 @@ fn main() -> anyhow::Result<()> {
         "bench": "machine",
         "mib": args.mib,
         "reps": small.len(),
-        "anon_first_touch_us_per_page": round(median(small.clone())),
-        "anon_huge_first_touch_us_per_4k": round(median(huge.clone())),
+        "anon_first_touch_us_per_page": round(median(small.iter().copied())),
+        "anon_huge_first_touch_us_per_4k": round(median(huge.iter().copied())),
         "anon_resident_us_per_page": round(median(resident)),
-        "file_new_pages_us_per_kib": round(median(fresh.clone())),
+        "file_new_pages_us_per_kib": round(median(fresh.iter().copied())),
         "file_in_place_us_per_kib": round(median(cached)),
         "first_rep": {
             "anon_first_touch_us_per_page": round(small[0]),

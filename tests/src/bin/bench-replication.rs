@@ -43,7 +43,7 @@ use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_me
 use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
 use lapor_shared::tls::link::InsecureLoopback;
 use lapor_tests::cpu::{CpuPerItem, CpuSnapshot};
-use lapor_tests::sample;
+use lapor_tests::{median, sample};
 
 /// The allocator the binaries use (`lapor-node`, `lapor-hub`), so the
 /// library is measured as it runs in production.
@@ -84,17 +84,6 @@ struct Run {
     wire_bytes: u64,
     two_hop_s: f64,
     two_hop_cpu: CpuPerItem,
-}
-
-/// The middle value (the mean of the two middle ones for an even count).
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    let n = values.len();
-    match n {
-        0 => 0.0,
-        _ if n % 2 == 1 => values[n / 2],
-        _ => (values[n / 2 - 1] + values[n / 2]) / 2.0,
-    }
 }
 
 /// One hop (node -> a fresh province, straight to its port), then two hops
@@ -503,13 +492,13 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let n = args.complaints as f64;
-    let one_hop = median(runs.iter().map(|r| n / r.one_hop_s).collect());
-    let two_hop = median(runs.iter().map(|r| n / r.two_hop_s).collect());
+    let one_hop = median(runs.iter().map(|r| n / r.one_hop_s));
+    let two_hop = median(runs.iter().map(|r| n / r.two_hop_s));
     let raw = median(raws);
-    let one_hop_cpu = median(runs.iter().map(|r| r.one_hop_cpu.total_us).collect());
-    let two_hop_cpu = median(runs.iter().map(|r| r.two_hop_cpu.total_us).collect());
+    let one_hop_cpu = median(runs.iter().map(|r| r.one_hop_cpu.total_us));
+    let two_hop_cpu = median(runs.iter().map(|r| r.two_hop_cpu.total_us));
     let naive = args.naive as f64 / naive_s;
-    let wire_per = median(runs.iter().map(|r| r.wire_bytes as f64 / n).collect());
+    let wire_per = median(runs.iter().map(|r| r.wire_bytes as f64 / n));
     eprintln!(
         "medians of {} runs: one hop {one_hop:.0}/s, two hops {two_hop:.0}/s; naive {naive:.0}/s over {}; protobuf {:.0} B/complaint; {:.1}x naive",
         runs.len(),
