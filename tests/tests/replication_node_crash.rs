@@ -16,7 +16,7 @@ use lapor_shared::domain::{Seq, SiteCode};
 use lapor_shared::proto::v1;
 use lapor_shared::proto::v1::intake_server::Intake as _;
 use lapor_shared::replication::client::UpstreamConfig;
-use lapor_shared::replication::codec::{compress, frame_events, negotiate};
+use lapor_shared::replication::codec::{compress, negotiate};
 use lapor_shared::rpc::intake::IntakeService;
 use lapor_shared::store::{RunRequest, Store};
 use lapor_tests::site::{SiteProcess, hub_child, init_hub, init_node_with_upstream, reserve_port};
@@ -99,11 +99,9 @@ async fn window_bound(store: &Store) -> u64 {
         if run.through <= after {
             break;
         }
-        let raw = frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
-        let compressed = compress(codec, &raw).unwrap().len();
-        fewest_bytes_per_event =
-            fewest_bytes_per_event.min(compressed as f64 / run.events.len() as f64);
-        largest_batch = largest_batch.max(run.events.len());
+        let compressed = compress(codec, &run.framed).unwrap().len();
+        fewest_bytes_per_event = fewest_bytes_per_event.min(compressed as f64 / run.len() as f64);
+        largest_batch = largest_batch.max(run.len());
         after = run.through;
     }
     (config.window_bytes as f64 / fewest_bytes_per_event).ceil() as u64 + largest_batch as u64

@@ -16,51 +16,112 @@
 /// Wire type of length-delimited fields (strings, bytes, messages).
 const LEN: u64 = 2;
 
+/// `EventBatch.events`: the field each event of a batch is framed as.
+pub(crate) const EVENT_BATCH_EVENTS: u32 = 1;
+
+/// Appends the key and length prefix of a length-delimited field `field`
+/// whose payload of `len` bytes follows.
+pub(crate) fn put_len_header(out: &mut Vec<u8>, field: u32, len: usize) {
+    put_varint(out, key(field));
+    put_varint(out, len as u64);
+}
+
 /// `msg` with field `field` (a length-delimited `value`) appended to the
 /// message reached through `path`, a chain of message fields each of which
 /// is the last field of its parent; `None` if `msg` is not shaped so.
 pub(crate) fn append_nested(msg: &[u8], path: &[u32], field: u32, value: &[u8]) -> Option<Vec<u8>> {
-    // Each message on the path: (offset of its length prefix in `msg`,
-    // offset of its payload, its old length).
-    let mut levels = Vec::with_capacity(path.len());
-    let mut start = 0usize;
-    let mut end = msg.len();
-    for &number in path {
-        let last = last_field(msg.get(start..end)?)?;
-        if last.number != u64::from(number) || last.wire_type != LEN {
+    let splice = Splice::plan(msg, path, field, value)?;
+    let mut out = Vec::with_capacity(splice.len());
+    splice.write(&mut out);
+    Some(out)
+}
+
+/// Deepest `path` a [`Splice`] edits (the reporter's is three long).
+const MAX_DEPTH: usize = 4;
+
+/// [`append_nested`] worked out before a byte is written, so a caller can
+/// put the result's length ahead of it (`store::read::event_run` frames
+/// each event into one batch buffer) and write it where it goes.
+pub(crate) struct Splice<'a> {
+    msg: &'a [u8],
+    field: u32,
+    value: &'a [u8],
+    /// Each message on the path: (offset of its length prefix in `msg`,
+    /// offset of its payload, its new length).
+    levels: [(usize, usize, usize); MAX_DEPTH],
+    depth: usize,
+    len: usize,
+}
+
+impl<'a> Splice<'a> {
+    /// `None` if `msg` is not shaped as [`append_nested`] requires (or
+    /// `path` is deeper than [`MAX_DEPTH`]).
+    pub(crate) fn plan(
+        msg: &'a [u8],
+        path: &[u32],
+        field: u32,
+        value: &'a [u8],
+    ) -> Option<Splice<'a>> {
+        if path.len() > MAX_DEPTH {
             return None;
         }
-        levels.push((start + last.len_at, start + last.payload_at, last.len));
-        start += last.payload_at;
-        end = start + last.len;
+        // (offset of its length prefix, offset of its payload, old length).
+        let mut levels = [(0usize, 0usize, 0usize); MAX_DEPTH];
+        let mut start = 0usize;
+        let mut end = msg.len();
+        for (level, &number) in levels.iter_mut().zip(path) {
+            let last = last_field(msg.get(start..end)?)?;
+            if last.number != u64::from(number) || last.wire_type != LEN {
+                return None;
+            }
+            *level = (start + last.len_at, start + last.payload_at, last.len);
+            start += last.payload_at;
+            end = start + last.len;
+        }
+        if end != msg.len() || !fields_below(msg.get(start..end)?, field)? {
+            return None;
+        }
+        let appended = varint_len(key(field)) + varint_len(value.len() as u64) + value.len();
+        // New lengths from the innermost message out: each grows by what it
+        // holds more, including the growth of its child's length prefix.
+        let mut grown = appended;
+        for level in levels[..path.len()].iter_mut().rev() {
+            let (len_at, payload_at, old) = *level;
+            let new = old + grown;
+            grown = (grown + varint_len(new as u64)).checked_sub(payload_at - len_at)?;
+            level.2 = new;
+        }
+        Some(Splice {
+            msg,
+            field,
+            value,
+            levels,
+            depth: path.len(),
+            len: msg.len() + grown,
+        })
     }
-    if end != msg.len() || !fields_below(msg.get(start..end)?, field)? {
-        return None;
+
+    /// Bytes [`Splice::write`] appends.
+    pub(crate) fn len(&self) -> usize {
+        self.len
     }
-    let appended = varint_len(key(field)) + varint_len(value.len() as u64) + value.len();
-    // New lengths from the innermost message out: each grows by what it
-    // holds more, including the growth of its child's length prefix.
-    let mut grown = appended;
-    let mut new_lens = vec![0usize; levels.len()];
-    for (i, &(len_at, payload_at, old)) in levels.iter().enumerate().rev() {
-        let new = old + grown;
-        grown = (grown + varint_len(new as u64)).checked_sub(payload_at - len_at)?;
-        new_lens[i] = new;
+
+    /// Appends the edited message to `out`.
+    pub(crate) fn write(&self, out: &mut Vec<u8>) {
+        out.reserve(self.len);
+        let mut copied = 0usize;
+        for &(len_at, payload_at, new) in &self.levels[..self.depth] {
+            // Everything before this field's length prefix (preceding
+            // fields, then its key), then the new length.
+            out.extend_from_slice(&self.msg[copied..len_at]);
+            put_varint(out, new as u64);
+            copied = payload_at;
+        }
+        out.extend_from_slice(&self.msg[copied..]);
+        put_varint(out, key(self.field));
+        put_varint(out, self.value.len() as u64);
+        out.extend_from_slice(self.value);
     }
-    let mut out = Vec::with_capacity(msg.len() + grown);
-    let mut copied = 0usize;
-    for (&(len_at, payload_at, _), &new) in levels.iter().zip(&new_lens) {
-        // Everything before this field's length prefix (preceding fields,
-        // then its key), then the new length.
-        out.extend_from_slice(&msg[copied..len_at]);
-        put_varint(&mut out, new as u64);
-        copied = payload_at;
-    }
-    out.extend_from_slice(&msg[copied..]);
-    put_varint(&mut out, key(field));
-    put_varint(&mut out, value.len() as u64);
-    out.extend_from_slice(value);
-    Some(out)
 }
 
 /// The last field of a message.
@@ -276,6 +337,8 @@ mod tests {
             None
         );
         assert_eq!(append_nested(&[], &[10, 1, 2], 9, &r), None);
+        // A path deeper than a splice keeps room for.
+        assert!(Splice::plan(&whole, &[10, 1, 2, 1, 1], 9, &r).is_none());
     }
 
     proptest! {
@@ -284,6 +347,23 @@ mod tests {
             let body = if huge { body.repeat(60) } else { body };
             let (spliced, whole) = both_ways(body, name);
             prop_assert_eq!(spliced, Some(whole));
+        }
+
+        #[test]
+        fn a_planned_splice_is_as_long_as_it_says_and_appends_after_what_is_there(
+            body in ".{0,300}",
+            name in ".{0,40}",
+            before in prop::collection::vec(any::<u8>(), 0..16),
+        ) {
+            let stripped = event(intake(body)).encode_to_vec();
+            let r = reporter(name).encode_to_vec();
+            let splice = Splice::plan(&stripped, &[10, 1, 2], 9, &r).unwrap();
+            let mut out = before.clone();
+            splice.write(&mut out);
+            prop_assert_eq!(out.len(), before.len() + splice.len());
+            prop_assert_eq!(&out[..before.len()], before.as_slice());
+            let whole = append_nested(&stripped, &[10, 1, 2], 9, &r);
+            prop_assert_eq!(Some(&out[before.len()..]), whole.as_deref());
         }
 
         #[test]

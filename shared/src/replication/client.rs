@@ -407,6 +407,8 @@ async fn opening<T>(
 /// this hub stored whole and kept ([`Store::take_relayed`]), or read from
 /// the log, framed and compressed (stopping where a kept batch starts);
 /// `None` when there is nothing to send. Its `batch_no` is the caller's.
+/// A run read from the log is framed in `spare`, which comes back emptied
+/// for the next batch, so the loop frames every batch in one buffer.
 async fn next_batch(
     store: &Store,
     parent: &SiteCode,
@@ -414,6 +416,7 @@ async fn next_batch(
     compression: v1::Compression,
     max_events: usize,
     max_bytes: usize,
+    spare: &mut Vec<u8>,
 ) -> Result<Option<PushBatch>, SyncError> {
     let until = match store.take_relayed(after, compression as i32, max_bytes, max_events) {
         // The events of (after, through], all of them, as the child sent them.
@@ -439,25 +442,31 @@ async fn next_batch(
         max_bytes,
         until,
     };
-    let mut run = store.event_run(request(until)).await?;
+    let mut run = store
+        .event_run_into(request(until), std::mem::take(spare))
+        .await?;
     if until.is_some() && run.through <= after {
         // Nothing to read before the kept batch (a gap in the seqs): read
         // on through it rather than wait on it.
-        run = store.event_run(request(None)).await?;
+        run = store
+            .event_run_into(request(None), run.into_buffer())
+            .await?;
     }
     if run.through <= after {
+        *spare = run.into_buffer();
         return Ok(None);
     }
-    let raw = codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
-    Ok(Some(PushBatch {
+    let batch = PushBatch {
         batch_no: 0,
         after_seq: after.0,
         through_seq: run.through.0,
         compression: compression as i32,
-        payload: codec::compress(compression, &raw)?,
-        event_count: run.events.len() as u32,
+        payload: codec::compress(compression, &run.framed)?,
+        event_count: run.len() as u32,
         seqs: run.events.iter().map(|(seq, _)| seq.0).collect(),
-    }))
+    };
+    *spare = run.into_buffer();
+    Ok(Some(batch))
 }
 
 /// One connected session: Hello, then push until the link fails or the
@@ -585,6 +594,8 @@ async fn session(
     let mut in_flight_bytes = 0usize;
     let mut batch_no = 0u64;
     let mut caught_up = false;
+    // Every batch is framed in this one buffer before it is compressed.
+    let mut framing = Vec::new();
     loop {
         while !caught_up && in_flight_bytes < config.window_bytes {
             let Some(mut batch) = next_batch(
@@ -594,6 +605,7 @@ async fn session(
                 compression,
                 batch_events,
                 batch_bytes,
+                &mut framing,
             )
             .await?
             else {

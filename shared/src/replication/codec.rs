@@ -15,6 +15,7 @@ use std::io::{Read, Write};
 use prost::Message as _;
 
 use crate::proto::v1::{self, Compression};
+use crate::proto::wire;
 
 /// Refuse to inflate a payload beyond this: a small compressed batch must not
 /// become a memory bomb.
@@ -53,9 +54,7 @@ pub fn frame_events<'a>(events: impl IntoIterator<Item = &'a [u8]> + Clone) -> V
     let size: usize = events.clone().into_iter().map(|e| e.len() + 11).sum();
     let mut out = Vec::with_capacity(size);
     for e in events {
-        // Field 1, wire type 2 (length-delimited).
-        out.push(0x0a);
-        prost::encoding::encode_varint(e.len() as u64, &mut out);
+        wire::put_len_header(&mut out, wire::EVENT_BATCH_EVENTS, e.len());
         out.extend_from_slice(e);
     }
     out
@@ -187,20 +186,27 @@ pub struct DecodedEvents {
 /// accepted one to keep a spare.
 pub fn decode_events(codec: i32, payload: &[u8]) -> Result<DecodedEvents, CodecError> {
     let mut raw = Vec::new();
-    let events = decode_events_into(codec, payload, &mut raw)?;
+    let events = decode_events_into(codec, payload, &mut raw, 0)?;
     Ok(DecodedEvents { raw, events })
 }
 
+/// Most events a batch's stated count makes room for before decoding.
+const MAX_EXPECTED_EVENTS: usize = 10_000;
+
 /// [`decode_events`] with the inflated bytes in `raw` (cleared first), a
-/// buffer the caller reuses from batch to batch.
+/// buffer the caller reuses from batch to batch. `expected` is how many
+/// events the sender says the batch holds: room for that many (up to
+/// [`MAX_EXPECTED_EVENTS`], whatever a peer claims) is made once, instead
+/// of growing the list by doubling, a copy of every decoded event each time.
 pub fn decode_events_into(
     codec: i32,
     payload: &[u8],
     raw: &mut Vec<u8>,
+    expected: usize,
 ) -> Result<Vec<(v1::Event, std::ops::Range<usize>)>, CodecError> {
     decompress_into(codec, payload, raw)?;
     let mut buf = raw.as_slice();
-    let mut events = Vec::new();
+    let mut events = Vec::with_capacity(expected.min(MAX_EXPECTED_EVENTS));
     let ctx = prost::encoding::DecodeContext::default();
     while !buf.is_empty() {
         let (tag, wire_type) = prost::encoding::decode_key(&mut buf)?;

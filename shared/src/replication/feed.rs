@@ -10,7 +10,7 @@ use super::codec;
 use super::server::store_status;
 use crate::domain::{Seq, SiteCode};
 use crate::proto::v1::{self, PullBatch};
-use crate::store::{RunRequest, Store};
+use crate::store::{EventRun, RunRequest, Store};
 
 /// Streams the events that concern a child, then follows new commits.
 pub(super) struct PullFeed {
@@ -78,10 +78,13 @@ impl PullFeed {
             // again before waiting. A complete run brought the child up to
             // its snapshot, and anything committed since has signalled
             // `news` (which was marked seen before the read).
-            let (through, events, complete) = run.map_or((self.after, Vec::new(), true), |r| {
-                (r.through, r.events, r.complete)
+            let run = run.unwrap_or(EventRun {
+                through: self.after,
+                complete: true,
+                ..EventRun::default()
             });
-            events_due = !complete;
+            let through = run.through;
+            events_due = !run.complete;
             if through == self.after && receipt.is_none() {
                 tokio::select! {
                     _ = token.cancelled() => return,
@@ -97,8 +100,7 @@ impl PullFeed {
                 }
                 continue;
             }
-            let raw = codec::frame_events(events.iter().map(|(_, p)| p.as_slice()));
-            let payload = match codec::compress(self.compression, &raw) {
+            let payload = match codec::compress(self.compression, &run.framed) {
                 Ok(p) => p,
                 Err(e) => {
                     let _ = tx
@@ -112,7 +114,7 @@ impl PullFeed {
                 through_seq: through.0,
                 compression: self.compression as i32,
                 payload,
-                event_count: events.len() as u32,
+                event_count: run.len() as u32,
                 receipts: receipt
                     .map(|(through, at_ms)| v1::Receipt {
                         tier: v1::Tier::National as i32,

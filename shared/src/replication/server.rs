@@ -551,6 +551,7 @@ impl PushReader {
             batch.compression,
             &batch.payload,
             &mut self.inflated,
+            batch.event_count as usize,
         ) {
             Ok(decoded) => decoded,
             Err(e) => return Work::Fail(Status::invalid_argument(format!("batch {n}: {e}"))),
@@ -592,12 +593,14 @@ impl PushReader {
             seq: self.expected,
         };
         // A batch with no refusals may go up as it came; the store decides
-        // once it knows how each event was stored.
+        // once it knows how each event was stored. The candidate takes the
+        // inflated bytes themselves: the next batch needs a buffer of its
+        // own either way, and a copy would cost one more pass over them.
         let relay = ranges.filter(|_| rejections.is_empty()).map(|ranges| {
             Box::new(RelayCandidate {
                 encoding: batch.compression,
                 compressed: batch.payload,
-                frame: self.inflated.clone(),
+                frame: std::mem::take(&mut self.inflated),
                 ranges,
             })
         });

@@ -400,26 +400,42 @@ pub(super) fn on_anonymous(
     Ok(erased > 0)
 }
 
-/// The payload of a stored event as it is sent to a peer: the identity
-/// (scope `event`) put back into its Created event.
-///
-/// The sealed plaintext is the canonical `ReporterIdentity` that [`seal`]
-/// encoded, so it is appended to the stored bytes as the intake's last
-/// field (`proto::wire`), which gives the bytes encoding the whole event
-/// would; a payload not shaped as prost writes it is decoded and encoded.
-pub(super) fn attach(
+/// Puts the identity sealed for the Created event `event_id` back into its
+/// stored `payload` and appends the whole, canonical event to `out` as one
+/// `EventBatch` record (key, length, bytes: a run is read into one framed
+/// buffer, `read::event_run`); returns where the event's bytes lie in
+/// `out`. The sealed plaintext is the canonical `ReporterIdentity` that
+/// [`seal`] encoded, so it is appended to the stored bytes as the intake's
+/// last field (`proto::wire`), which gives the bytes encoding the whole
+/// event would; a payload not shaped as prost writes it is decoded and
+/// encoded.
+pub(super) fn attach_framed(
     key: &SiteKey,
     seq: i64,
     event_id: EventId,
     payload: &[u8],
     sealed: &[u8],
-) -> Result<Vec<u8>, StoreError> {
+    out: &mut Vec<u8>,
+) -> Result<std::ops::Range<usize>, StoreError> {
     let mut plain = open_identity(key, event_id, sealed)?;
-    let spliced = wire::append_nested(payload, REPORTER_PATH, REPORTER_FIELD, &plain);
+    let spliced =
+        wire::Splice::plan(payload, REPORTER_PATH, REPORTER_FIELD, &plain).map(|splice| {
+            wire::put_len_header(out, wire::EVENT_BATCH_EVENTS, splice.len());
+            let start = out.len();
+            splice.write(out);
+            start..out.len()
+        });
     plain.zeroize();
     match spliced {
-        Some(bytes) => Ok(bytes),
-        None => attach_by_decoding(key, seq, event_id, payload, sealed),
+        Some(at) => Ok(at),
+        None => {
+            let mut whole = attach_by_decoding(key, seq, event_id, payload, sealed)?;
+            wire::put_len_header(out, wire::EVENT_BATCH_EVENTS, whole.len());
+            let start = out.len();
+            out.extend_from_slice(&whole);
+            whole.zeroize();
+            Ok(start..out.len())
+        }
     }
 }
 

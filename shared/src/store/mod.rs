@@ -283,13 +283,47 @@ pub struct RefusedEvent {
 /// with their local seqs, covering the seq range `(after, through]`. A
 /// non-anonymous complaint's Created event carries its identity again
 /// (the canonical event); `local` identities are never in a run.
+///
+/// The events are read from their rows straight into one buffer, already
+/// framed as an `EventBatch` (`replication::codec::frame_events`' layout),
+/// so a sender compresses `framed` as it is: no buffer per event, and no
+/// second copy to frame them.
 #[derive(Debug, Clone, Default)]
 pub struct EventRun {
     pub through: Seq,
-    pub events: Vec<(Seq, Vec<u8>)>,
+    /// The events as an `EventBatch` encoding, one `events` record each.
+    pub framed: Vec<u8>,
+    /// Each event's seq and where its encoding lies in `framed`.
+    pub events: Vec<(Seq, std::ops::Range<usize>)>,
     /// The run reached the end of the log as of its snapshot; `false` when
     /// it stopped at `max_events` or `max_bytes` with more left to read.
     pub complete: bool,
+}
+
+impl EventRun {
+    /// Each event's seq and canonical encoding, in seq order.
+    pub fn iter(&self) -> impl Iterator<Item = (Seq, &[u8])> + Clone + '_ {
+        self.events
+            .iter()
+            .map(|(seq, at)| (*seq, &self.framed[at.clone()]))
+    }
+
+    /// Events in the run.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The run's buffer, emptied, for the next run to fill
+    /// ([`Store::event_run_into`]) without growing a new one.
+    pub fn into_buffer(self) -> Vec<u8> {
+        let mut framed = self.framed;
+        framed.clear();
+        framed
+    }
 }
 
 /// Which events a replication reader wants.
@@ -797,10 +831,21 @@ impl Store {
 
     /// Stored events after a seq, for replication.
     pub async fn event_run(&self, req: RunRequest) -> Result<EventRun, StoreError> {
+        self.event_run_into(req, Vec::new()).await
+    }
+
+    /// [`Store::event_run`] framed into `buffer` (cleared first): a sender
+    /// that hands back each run's buffer ([`EventRun::into_buffer`]) reads
+    /// batch after batch into memory it already holds.
+    pub async fn event_run_into(
+        &self,
+        req: RunRequest,
+        buffer: Vec<u8>,
+    ) -> Result<EventRun, StoreError> {
         let key = self.inner.key.clone();
         self.inner
             .readers
-            .run(move |conn| read::event_run(conn, &key, &req))
+            .run(move |conn| read::event_run(conn, &key, &req, buffer))
             .await
     }
 

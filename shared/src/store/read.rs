@@ -20,7 +20,7 @@ use super::{
 };
 use crate::crypto::SiteKey;
 use crate::domain::{ComplaintId, Event, EventId, Seq, SiteCode, SiteRole};
-use crate::proto::{convert, v1};
+use crate::proto::{convert, v1, wire};
 
 /// Reads running at once, and so reader connections open at once. Beyond
 /// this a read waits for a turn instead of opening one more connection on
@@ -287,6 +287,7 @@ pub(super) fn event_run(
     conn: &Connection,
     key: &SiteKey,
     req: &RunRequest,
+    mut framed: Vec<u8>,
 ) -> Result<EventRun, StoreError> {
     // The identity of a non-anonymous Created event goes back into it: a
     // peer receives the canonical event. `local` identities never do.
@@ -317,8 +318,10 @@ pub(super) fn event_run(
     sql.push_str(" ORDER BY e.seq");
     let mut stmt = conn.prepare_cached(&sql)?;
     let mut rows = stmt.query(params_from_iter(params))?;
+    framed.clear();
     let mut run = EventRun {
         through: req.after,
+        framed,
         events: Vec::new(),
         complete: true,
     };
@@ -326,30 +329,63 @@ pub(super) fn event_run(
     let exclude = req.exclude_from.as_ref().map(SiteCode::as_str);
     while let Some(row) = rows.next()? {
         let seq = Seq(row.get::<_, i64>(0)? as u64);
-        let from: Option<String> = row.get(2)?;
-        if from.is_some() && from.as_deref() == exclude {
+        let column = |name: &'static str| {
+            move |e: rusqlite::types::FromSqlError| StoreError::Corrupt {
+                seq: seq.0 as i64,
+                reason: format!("{name}: {e}"),
+            }
+        };
+        let from = row
+            .get_ref(2)?
+            .as_str_or_null()
+            .map_err(column("received_from"))?;
+        if from.is_some() && from == exclude {
             // Skipped events still advance the run, so the cursor moves past them.
             run.through = seq;
             continue;
         }
-        let mut payload: Vec<u8> = row.get(1)?;
-        if let Some(sealed) = row.get::<_, Option<Vec<u8>>>(4)? {
-            let id: Vec<u8> = row.get(3)?;
-            let id = uuid::Uuid::from_slice(&id).map_err(|e| StoreError::Corrupt {
-                seq: seq.0 as i64,
-                reason: format!("event id: {e}"),
-            })?;
-            payload = identity::attach(key, seq.0 as i64, EventId(id), &payload, &sealed)?;
-        }
+        // Framed where it is read, from SQLite's own copy of the row: one
+        // buffer for the run, not one per event.
+        let mark = run.framed.len();
+        let payload = row.get_ref(1)?.as_blob().map_err(column("payload"))?;
+        let identity = row
+            .get_ref(4)?
+            .as_blob_or_null()
+            .map_err(column("identity"))?;
+        let at = match identity {
+            Some(sealed) => {
+                let id = row.get_ref(3)?.as_blob().map_err(column("event id"))?;
+                let id = uuid::Uuid::from_slice(id).map_err(|e| StoreError::Corrupt {
+                    seq: seq.0 as i64,
+                    reason: format!("event id: {e}"),
+                })?;
+                identity::attach_framed(
+                    key,
+                    seq.0 as i64,
+                    EventId(id),
+                    payload,
+                    sealed,
+                    &mut run.framed,
+                )?
+            }
+            None => {
+                wire::put_len_header(&mut run.framed, wire::EVENT_BATCH_EVENTS, payload.len());
+                let start = run.framed.len();
+                run.framed.extend_from_slice(payload);
+                start..run.framed.len()
+            }
+        };
         if !run.events.is_empty()
-            && (run.events.len() >= req.max_events || bytes + payload.len() > req.max_bytes)
+            && (run.events.len() >= req.max_events || bytes + at.len() > req.max_bytes)
         {
+            // Left for the next run.
+            run.framed.truncate(mark);
             run.complete = false;
             break;
         }
-        bytes += payload.len();
+        bytes += at.len();
         run.through = seq;
-        run.events.push((seq, payload));
+        run.events.push((seq, at));
     }
     Ok(run)
 }

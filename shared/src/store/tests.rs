@@ -456,6 +456,33 @@ async fn an_event_run_skips_what_came_from_the_peer_but_moves_past_it() {
         .unwrap();
     assert_eq!((first.events.len(), first.through), (1, Seq(1)));
     assert!(!first.complete);
+    // A cut run is framed as a batch of exactly the events it names.
+    let batch =
+        <crate::proto::v1::EventBatch as prost::Message>::decode(first.framed.as_slice()).unwrap();
+    assert_eq!(batch.events.len(), 1);
+    assert_eq!(
+        first.framed,
+        crate::replication::codec::frame_events(first.iter().map(|(_, p)| p))
+    );
+    // Cut by bytes: the event that would not fit is not left in the frame,
+    // and a buffer handed in is emptied first.
+    let one = first.iter().map(|(_, p)| p.len()).sum();
+    let by_bytes = store
+        .event_run_into(
+            RunRequest {
+                exclude_from: None,
+                max_bytes: one,
+                ..req.clone()
+            },
+            b"left over from the last batch".to_vec(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (by_bytes.len(), by_bytes.through, by_bytes.complete),
+        (1, Seq(1), false)
+    );
+    assert_eq!(by_bytes.framed, first.framed);
     // Stopped where a kept batch starts (`until`), with room for more.
     let stopped = store
         .event_run(RunRequest {

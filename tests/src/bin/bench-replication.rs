@@ -393,23 +393,23 @@ async fn main() -> anyhow::Result<()> {
             until: None,
         })
         .await?;
+    let all: Vec<(Seq, Vec<u8>)> = all.iter().map(|(seq, p)| (seq, p.to_vec())).collect();
     if let Some(path) = &args.write_batch {
         let limit = UpstreamConfig::new("").batch_bytes;
         let mut size = 0;
         let count = all
-            .events
             .iter()
             .take_while(|(_, p)| {
                 size += p.len();
                 size <= limit
             })
             .count();
-        let batch = all.events[..count].iter().map(|(_, p)| p.as_slice());
+        let batch = all[..count].iter().map(|(_, p)| p.as_slice());
         std::fs::write(path, lapor_shared::replication::codec::frame_events(batch))
             .with_context(|| format!("write {}", path.display()))?;
     }
-    let proto_bytes: usize = all.events.iter().map(|(_, p)| p.len()).sum();
-    let json_total = json_bytes(&all.events)?;
+    let proto_bytes: usize = all.iter().map(|(_, p)| p.len()).sum();
+    let json_total = json_bytes(&all)?;
     // Each run drains the whole log again: a fresh hub answers Hello with
     // cursor 0, so the node re-sends everything, as to a hub restored empty.
     let mut runs = Vec::new();
@@ -417,7 +417,7 @@ async fn main() -> anyhow::Result<()> {
     for run in 0..args.runs.max(1) {
         // Scale for this machine: the issues quote their goals on a machine
         // where plain single-table inserts of 1 KiB rows run at ~130k/s.
-        let raw_per_s = raw_single_table(&dir.path().join(format!("raw-{run}.db")), &all.events)?;
+        let raw_per_s = raw_single_table(&dir.path().join(format!("raw-{run}.db")), &all)?;
         let r = drain_run(
             run,
             dir.path(),

@@ -153,11 +153,10 @@ async fn sent(store: &Store) -> Vec<(Vec<u8>, Event)> {
         .event_run(run_all())
         .await
         .unwrap()
-        .events
-        .into_iter()
+        .iter()
         .map(|(_, p)| {
-            let e = convert::event_from_proto(v1::Event::decode(p.as_slice()).unwrap()).unwrap();
-            (p, e)
+            let e = convert::event_from_proto(v1::Event::decode(p).unwrap()).unwrap();
+            (p.to_vec(), e)
         })
         .collect()
 }
@@ -869,7 +868,14 @@ proptest::proptest! {
         proptest::prop_assert_eq!(&form.payload, &encode_event(&stripped), "never any identity in the payload");
         if let Some(identity) = &form.identity {
             let whole = encode_event(&event);
-            let fast = super::attach(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
+            let mut framed = b"before".to_vec();
+            let at = super::attach_framed(&key, 1, event.id, &form.payload, &identity.sealed, &mut framed).unwrap();
+            let fast = framed[at.clone()].to_vec();
+            // Framed as one `EventBatch` record after what was there.
+            let mut record = b"before".to_vec();
+            crate::proto::wire::put_len_header(&mut record, 1, whole.len());
+            record.extend_from_slice(&whole);
+            proptest::prop_assert_eq!(&framed, &record);
             let slow = super::attach_by_decoding(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
             proptest::prop_assert_eq!(&fast, &whole);
             // ... by appending: a stored Created is always in the shape the
@@ -890,8 +896,45 @@ fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
     let event = created(Some(reporter(1)), 1);
     let form = super::stored_form(&key, &event);
     let sealed = form.identity.unwrap().sealed;
-    let err = super::attach(&key, 1, EventId::new_v7(), &form.payload, &sealed).unwrap_err();
+    let mut framed = Vec::new();
+    let err = super::attach_framed(
+        &key,
+        1,
+        EventId::new_v7(),
+        &form.payload,
+        &sealed,
+        &mut framed,
+    )
+    .unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err:?}");
+    assert!(
+        framed.is_empty(),
+        "nothing framed for an identity that did not open"
+    );
+}
+
+#[test]
+fn a_stored_payload_not_in_the_stored_shape_is_framed_from_a_decode_and_encode() {
+    let key = crate::crypto::SiteKey::for_tests(1);
+    let event = created(Some(reporter(1)), 1);
+    let form = super::stored_form(&key, &event);
+    let sealed = form.identity.unwrap().sealed;
+    // An unknown varint field after the body: the body is no longer the
+    // last field, so the identity cannot be appended in place.
+    let mut odd = form.payload.clone();
+    odd.extend_from_slice(&[15 << 3, 1]);
+    assert!(
+        crate::proto::wire::Splice::plan(&odd, super::REPORTER_PATH, super::REPORTER_FIELD, b"")
+            .is_none()
+    );
+    let mut framed = Vec::new();
+    let at = super::attach_framed(&key, 1, event.id, &odd, &sealed, &mut framed).unwrap();
+    let whole = encode_event(&event);
+    assert_eq!(&framed[at.clone()], whole.as_slice(), "the canonical event");
+    let mut record = Vec::new();
+    crate::proto::wire::put_len_header(&mut record, 1, whole.len());
+    record.extend_from_slice(&whole);
+    assert_eq!(framed, record);
 }
 
 // ---- pushed batches kept for forwarding unchanged (`store::relay`) ----
@@ -956,15 +999,15 @@ async fn a_batch_stored_whole_is_kept_and_is_exactly_what_a_run_of_its_range_sen
         .unwrap();
     // A link whose batches hold exactly this much (as a run counts bytes:
     // the events', not their framing's) takes it.
-    let bytes = run.events.iter().map(|(_, p)| p.len()).sum();
+    let bytes = run.iter().map(|(_, p)| p.len()).sum();
     let Some(Relayed::Batch(kept)) =
         hub.take_relayed(Seq(2), v1::Compression::Zstd as i32, bytes, 1)
     else {
         panic!("the second batch, kept");
     };
     assert_eq!((kept.through, kept.event_count), (Seq(3), 1));
-    let framed =
-        crate::replication::codec::frame_events(run.events.iter().map(|(_, p)| p.as_slice()));
+    let framed = crate::replication::codec::frame_events(run.iter().map(|(_, p)| p));
+    assert_eq!(run.framed, framed, "a run is framed as a batch");
     assert_eq!(
         crate::replication::codec::decompress(v1::Compression::Zstd as i32, &kept.compressed)
             .unwrap(),
