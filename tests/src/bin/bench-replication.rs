@@ -497,6 +497,8 @@ async fn main() -> anyhow::Result<()> {
     let raw = median(raws);
     let one_hop_cpu = median(runs.iter().map(|r| r.one_hop_cpu.total_us));
     let two_hop_cpu = median(runs.iter().map(|r| r.two_hop_cpu.total_us));
+    let one_hop_fresh = median(runs.iter().map(|r| r.one_hop_cpu.fresh_kib()));
+    let two_hop_fresh = median(runs.iter().map(|r| r.two_hop_cpu.fresh_kib()));
     let naive = args.naive as f64 / naive_s;
     let wire_per = median(runs.iter().map(|r| r.wire_bytes as f64 / n));
     eprintln!(
@@ -527,6 +529,8 @@ async fn main() -> anyhow::Result<()> {
             "raw_single_table_per_s": raw.round(),
             "one_hop_cpu_us_per_complaint": (one_hop_cpu * 10.0).round() / 10.0,
             "two_hop_cpu_us_per_complaint": (two_hop_cpu * 10.0).round() / 10.0,
+            "one_hop_fresh_kib_per_complaint": (one_hop_fresh * 10.0).round() / 10.0,
+            "two_hop_fresh_kib_per_complaint": (two_hop_fresh * 10.0).round() / 10.0,
             "runs": runs.len(),
             "with_reporter_share": (with_reporter as f64 / n * 100.0).round() / 100.0,
         })
