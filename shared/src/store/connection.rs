@@ -109,26 +109,24 @@ pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
 
 #[cfg(test)]
 mod tests {
-    /// The options the linked-in SQLite was compiled with.
-    fn compile_options() -> Vec<String> {
+    /// Fails unless the linked-in SQLite was compiled with `option`.
+    fn assert_compiled_with(option: &str) {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
-        conn.prepare("SELECT compile_options FROM pragma_compile_options")
+        let options: Vec<String> = conn
+            .prepare("SELECT compile_options FROM pragma_compile_options")
             .unwrap()
             .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<Result<_, _>>()
-            .unwrap()
+            .unwrap();
+        assert!(options.iter().any(|o| o == option), "{options:?}");
     }
 
     /// The SQLite linked in keeps no statistics of its memory use, so no
     /// allocation takes its process-wide mutex (`.cargo/config.toml`).
     #[test]
     fn sqlite_is_built_without_memory_statistics() {
-        let options = compile_options();
-        assert!(
-            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
-            "{options:?}"
-        );
+        assert_compiled_with("DEFAULT_MEMSTATUS=0");
     }
 
     /// Each connection's page cache recycles pages from one block of its
@@ -136,10 +134,6 @@ mod tests {
     /// after another connection's commit.
     #[test]
     fn sqlite_page_caches_take_their_pages_from_one_block_per_connection() {
-        let options = compile_options();
-        assert!(
-            options.iter().any(|o| o == "DEFAULT_PCACHE_INITSZ=-8192"),
-            "{options:?}"
-        );
+        assert_compiled_with("DEFAULT_PCACHE_INITSZ=-8192");
     }
 }

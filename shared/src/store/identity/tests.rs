@@ -872,10 +872,7 @@ proptest::proptest! {
             let at = super::attach_framed(&key, 1, event.id, &form.payload, &identity.sealed, &mut framed).unwrap();
             let fast = framed[at.clone()].to_vec();
             // Framed as one `EventBatch` record after what was there.
-            let mut record = b"before".to_vec();
-            crate::proto::wire::put_len_header(&mut record, 1, whole.len());
-            record.extend_from_slice(&whole);
-            proptest::prop_assert_eq!(&framed, &record);
+            proptest::prop_assert_eq!(&framed, &framed_after(b"before", &whole));
             let slow = super::attach_by_decoding(&key, 1, event.id, &form.payload, &identity.sealed).unwrap();
             proptest::prop_assert_eq!(&fast, &whole);
             // ... by appending: a stored Created is always in the shape the
@@ -890,22 +887,29 @@ proptest::proptest! {
     }
 }
 
-#[test]
-fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
+/// A named Created event, its stored payload and its sealed identity.
+fn stored_named_created() -> (crate::crypto::SiteKey, Event, Vec<u8>, Vec<u8>) {
     let key = crate::crypto::SiteKey::for_tests(1);
     let event = created(Some(reporter(1)), 1);
     let form = super::stored_form(&key, &event);
     let sealed = form.identity.unwrap().sealed;
+    (key, event, form.payload, sealed)
+}
+
+/// `before`, then `event` framed as one `EventBatch` record.
+fn framed_after(before: &[u8], event: &[u8]) -> Vec<u8> {
+    let mut record = before.to_vec();
+    crate::proto::wire::put_len_header(&mut record, 1, event.len());
+    record.extend_from_slice(event);
+    record
+}
+
+#[test]
+fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
+    let (key, _, payload, sealed) = stored_named_created();
     let mut framed = Vec::new();
-    let err = super::attach_framed(
-        &key,
-        1,
-        EventId::new_v7(),
-        &form.payload,
-        &sealed,
-        &mut framed,
-    )
-    .unwrap_err();
+    let err = super::attach_framed(&key, 1, EventId::new_v7(), &payload, &sealed, &mut framed)
+        .unwrap_err();
     assert!(matches!(err, StoreError::Unseal { .. }), "{err:?}");
     assert!(
         framed.is_empty(),
@@ -915,13 +919,10 @@ fn an_identity_sealed_for_another_event_does_not_open_on_the_appending_path() {
 
 #[test]
 fn a_stored_payload_not_in_the_stored_shape_is_framed_from_a_decode_and_encode() {
-    let key = crate::crypto::SiteKey::for_tests(1);
-    let event = created(Some(reporter(1)), 1);
-    let form = super::stored_form(&key, &event);
-    let sealed = form.identity.unwrap().sealed;
+    let (key, event, payload, sealed) = stored_named_created();
     // An unknown varint field after the body: the body is no longer the
     // last field, so the identity cannot be appended in place.
-    let mut odd = form.payload.clone();
+    let mut odd = payload;
     odd.extend_from_slice(&[15 << 3, 1]);
     assert!(
         crate::proto::wire::Splice::plan(&odd, super::REPORTER_PATH, super::REPORTER_FIELD, b"")
@@ -931,10 +932,7 @@ fn a_stored_payload_not_in_the_stored_shape_is_framed_from_a_decode_and_encode()
     let at = super::attach_framed(&key, 1, event.id, &odd, &sealed, &mut framed).unwrap();
     let whole = encode_event(&event);
     assert_eq!(&framed[at.clone()], whole.as_slice(), "the canonical event");
-    let mut record = Vec::new();
-    crate::proto::wire::put_len_header(&mut record, 1, whole.len());
-    record.extend_from_slice(&whole);
-    assert_eq!(framed, record);
+    assert_eq!(framed, framed_after(b"", &whole));
 }
 
 // ---- pushed batches kept for forwarding unchanged (`store::relay`) ----
