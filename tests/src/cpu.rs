@@ -178,31 +178,36 @@ mod tests {
     #[test]
     fn cpu_spent_on_this_thread_is_reported_under_its_name() {
         let before = CpuSnapshot::now();
-        if before.by_thread.is_empty() {
+        // The name the kernel keeps for this thread (the test harness's
+        // name for it, cut to 15 bytes, or the binary's on the main thread).
+        let Some(me) = std::fs::read_to_string("/proc/thread-self/comm")
+            .ok()
+            .map(|n| n.trim().to_string())
+            .filter(|_| !before.by_thread.is_empty())
+        else {
             return; // not Linux: nothing to measure
-        }
-        // Spin until the kernel has counted 50 ms of CPU for us (a
-        // condition with a deadline, not a timing assumption).
+        };
+        let mine = |snap: &CpuSnapshot| snap.by_thread.get(&me).copied().unwrap_or(0.0);
+        // Spin until the kernel has counted 50 ms of CPU for this thread (a
+        // condition with a deadline, not a timing assumption). Other tests
+        // run beside it in this process, so the process's total is no
+        // measure of this thread's.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         let mut x = 0u64;
-        while CpuSnapshot::now().total_s - before.total_s < 0.05 {
+        while mine(&CpuSnapshot::now()) - mine(&before) < 0.05 {
             assert!(std::time::Instant::now() < deadline, "no CPU counted");
             for _ in 0..100_000 {
                 x = std::hint::black_box(x.wrapping_add(1));
             }
         }
         let parts = CpuSnapshot::now().per_item_us(&before, 1);
-        assert!(parts.total_us >= 50_000.0, "{parts:?}");
-        let me = std::thread::current()
-            .name()
-            .map(|n| n.chars().take(15).collect::<String>());
-        assert!(
-            parts
-                .by_thread
-                .iter()
-                .any(|(name, us)| Some(name) == me.as_ref() && *us >= 30_000.0),
-            "{parts:?}"
-        );
+        let reported = parts
+            .by_thread
+            .iter()
+            .find(|(name, _)| *name == me)
+            .map(|(_, us)| *us);
+        assert!(reported.is_some_and(|us| us >= 50_000.0), "{parts:?}");
+        assert!(reported.is_some_and(|us| parts.total_us >= us), "{parts:?}");
         assert!(
             parts
                 .to_string()
