@@ -17,13 +17,22 @@
 const LEN: u64 = 2;
 
 /// `EventBatch.events`: the field each event of a batch is framed as.
-pub(crate) const EVENT_BATCH_EVENTS: u32 = 1;
+const EVENT_BATCH_EVENTS: u32 = 1;
 
-/// Appends the key and length prefix of a length-delimited field `field`
-/// whose payload of `len` bytes follows.
-pub(crate) fn put_len_header(out: &mut Vec<u8>, field: u32, len: usize) {
-    put_varint(out, key(field));
+/// Appends the key and length prefix of one `EventBatch.events` record
+/// whose `len` bytes follow.
+fn put_event_header(out: &mut Vec<u8>, len: usize) {
+    put_varint(out, key(EVENT_BATCH_EVENTS));
     put_varint(out, len as u64);
+}
+
+/// Appends `event` (an encoded `Event`) to `out` as one `EventBatch.events`
+/// record; returns where the event's bytes lie in `out`.
+pub(crate) fn put_event_record(out: &mut Vec<u8>, event: &[u8]) -> std::ops::Range<usize> {
+    put_event_header(out, event.len());
+    let start = out.len();
+    out.extend_from_slice(event);
+    start..out.len()
 }
 
 /// `msg` with field `field` (a length-delimited `value`) appended to the
@@ -104,6 +113,16 @@ impl<'a> Splice<'a> {
     /// Bytes [`Splice::write`] appends.
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Appends the edited message to `out` as one `EventBatch.events`
+    /// record ([`put_event_record`]'s framing); returns where the message
+    /// lies in `out`.
+    pub(crate) fn write_event_record(&self, out: &mut Vec<u8>) -> std::ops::Range<usize> {
+        put_event_header(out, self.len);
+        let start = out.len();
+        self.write(out);
+        start..out.len()
     }
 
     /// Appends the edited message to `out`.

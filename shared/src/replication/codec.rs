@@ -54,8 +54,7 @@ pub fn frame_events<'a>(events: impl IntoIterator<Item = &'a [u8]> + Clone) -> V
     let size: usize = events.clone().into_iter().map(|e| e.len() + 11).sum();
     let mut out = Vec::with_capacity(size);
     for e in events {
-        wire::put_len_header(&mut out, wire::EVENT_BATCH_EVENTS, e.len());
-        out.extend_from_slice(e);
+        wire::put_event_record(&mut out, e);
     }
     out
 }

@@ -418,23 +418,16 @@ pub(super) fn attach_framed(
     out: &mut Vec<u8>,
 ) -> Result<std::ops::Range<usize>, StoreError> {
     let mut plain = open_identity(key, event_id, sealed)?;
-    let spliced =
-        wire::Splice::plan(payload, REPORTER_PATH, REPORTER_FIELD, &plain).map(|splice| {
-            wire::put_len_header(out, wire::EVENT_BATCH_EVENTS, splice.len());
-            let start = out.len();
-            splice.write(out);
-            start..out.len()
-        });
+    let spliced = wire::Splice::plan(payload, REPORTER_PATH, REPORTER_FIELD, &plain)
+        .map(|splice| splice.write_event_record(out));
     plain.zeroize();
     match spliced {
         Some(at) => Ok(at),
         None => {
             let mut whole = attach_by_decoding(key, seq, event_id, payload, sealed)?;
-            wire::put_len_header(out, wire::EVENT_BATCH_EVENTS, whole.len());
-            let start = out.len();
-            out.extend_from_slice(&whole);
+            let at = wire::put_event_record(out, &whole);
             whole.zeroize();
-            Ok(start..out.len())
+            Ok(at)
         }
     }
 }

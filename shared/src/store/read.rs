@@ -368,12 +368,7 @@ pub(super) fn event_run(
                     &mut run.framed,
                 )?
             }
-            None => {
-                wire::put_len_header(&mut run.framed, wire::EVENT_BATCH_EVENTS, payload.len());
-                let start = run.framed.len();
-                run.framed.extend_from_slice(payload);
-                start..run.framed.len()
-            }
+            None => wire::put_event_record(&mut run.framed, payload),
         };
         if !run.events.is_empty()
             && (run.events.len() >= req.max_events || bytes + at.len() > req.max_bytes)

@@ -40,7 +40,7 @@ use lapor_shared::proto::v1::{self, intake_client::IntakeClient};
 use lapor_shared::proto::{convert, v1::replication_server::ReplicationServer};
 use lapor_shared::replication::client::{UpstreamConfig, spawn_push_loop};
 use lapor_shared::replication::server::{ReplicationService, ServerLimits, max_message_bytes};
-use lapor_shared::store::{CursorKind, NewComplaint, RunRequest, Store, StoreConfig};
+use lapor_shared::store::{CursorKind, EventRun, NewComplaint, RunRequest, Store, StoreConfig};
 use lapor_shared::tls::link::InsecureLoopback;
 use lapor_tests::cpu::{CpuPerItem, CpuSnapshot};
 use lapor_tests::{median, sample};
@@ -293,10 +293,10 @@ async fn wait_for(store: &Store, child: &str, target: Seq) -> anyhow::Result<()>
 }
 
 /// The same events as JSON documents (what a REST/CouchDB-style sync sends).
-fn json_bytes(events: &[(Seq, Vec<u8>)]) -> anyhow::Result<usize> {
+fn json_bytes(events: &EventRun) -> anyhow::Result<usize> {
     let mut total = 0;
-    for (_, payload) in events {
-        let e = convert::event_from_proto(v1::Event::decode(payload.as_slice())?)
+    for (_, payload) in events.iter() {
+        let e = convert::event_from_proto(v1::Event::decode(payload)?)
             .map_err(|v| anyhow::anyhow!("{v}"))?;
         let lapor_shared::domain::EventBody::Created {
             tracking_number,
@@ -393,7 +393,6 @@ async fn main() -> anyhow::Result<()> {
             until: None,
         })
         .await?;
-    let all: Vec<(Seq, Vec<u8>)> = all.iter().map(|(seq, p)| (seq, p.to_vec())).collect();
     if let Some(path) = &args.write_batch {
         let limit = UpstreamConfig::new("").batch_bytes;
         let mut size = 0;
@@ -404,7 +403,7 @@ async fn main() -> anyhow::Result<()> {
                 size <= limit
             })
             .count();
-        let batch = all[..count].iter().map(|(_, p)| p.as_slice());
+        let batch = all.iter().take(count).map(|(_, p)| p);
         std::fs::write(path, lapor_shared::replication::codec::frame_events(batch))
             .with_context(|| format!("write {}", path.display()))?;
     }
@@ -540,18 +539,18 @@ async fn main() -> anyhow::Result<()> {
 
 /// Plain single-table inserts of the same payloads: 10,000 rows per
 /// transaction, WAL, `synchronous=FULL`, SQLite's defaults otherwise.
-fn raw_single_table(path: &std::path::Path, rows: &[(Seq, Vec<u8>)]) -> anyhow::Result<f64> {
+fn raw_single_table(path: &std::path::Path, rows: &EventRun) -> anyhow::Result<f64> {
     let mut conn = rusqlite::Connection::open(path).context("open raw db")?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, payload BLOB NOT NULL)")?;
     let started = Instant::now();
-    for chunk in rows.chunks(10_000) {
+    for chunk in rows.events.chunks(10_000) {
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached("INSERT INTO rows (payload) VALUES (?1)")?;
-            for (_, payload) in chunk {
-                insert.execute([payload])?;
+            for (_, at) in chunk {
+                insert.execute([&rows.framed[at.clone()]])?;
             }
         }
         tx.commit()?;

@@ -896,10 +896,12 @@ fn stored_named_created() -> (crate::crypto::SiteKey, Event, Vec<u8>, Vec<u8>) {
     (key, event, form.payload, sealed)
 }
 
-/// `before`, then `event` framed as one `EventBatch` record.
+/// `before`, then `event` framed as one `EventBatch` record (field 1,
+/// length-delimited), spelled out here rather than by the code under test.
 fn framed_after(before: &[u8], event: &[u8]) -> Vec<u8> {
     let mut record = before.to_vec();
-    crate::proto::wire::put_len_header(&mut record, 1, event.len());
+    record.push(0x0a);
+    prost::encoding::encode_varint(event.len() as u64, &mut record);
     record.extend_from_slice(event);
     record
 }
