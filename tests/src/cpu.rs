@@ -17,6 +17,85 @@ pub struct CpuSnapshot {
     /// (`/proc/vmstat`'s `thp_fault_alloc`: no per-process count exists),
     /// each 2 MiB cleared; meaningful while the benchmark runs alone.
     pub huge_faults: u64,
+    /// The whole machine's CPU time so far (`/proc/stat`), every process
+    /// and the kernel's own threads (writeback among them) included.
+    pub machine: MachineTicks,
+}
+
+/// `/proc/stat`'s summary line, in ticks, folded into what a phase's
+/// report needs.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineTicks {
+    /// user, nice, system, irq and softirq (guest time is inside user).
+    pub busy: u64,
+    /// idle and iowait: a CPU with nothing to run.
+    pub idle: u64,
+    /// Time the hypervisor gave this machine's CPUs to someone else.
+    pub steal: u64,
+    /// The CPUs `/proc/stat` lists.
+    pub cpus: usize,
+}
+
+impl MachineTicks {
+    /// Parses `/proc/stat`; `None` without its summary line.
+    fn parse(stat: &str) -> Option<MachineTicks> {
+        let mut lines = stat.lines();
+        let summary = lines.next()?.strip_prefix("cpu ")?;
+        let v: Vec<u64> = summary
+            .split_whitespace()
+            .map(|f| f.parse().ok())
+            .collect::<Option<_>>()?;
+        let at = |i: usize| v.get(i).copied().unwrap_or(0);
+        let cpus = lines
+            .filter(|l| {
+                l.strip_prefix("cpu")
+                    .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()))
+            })
+            .count();
+        Some(MachineTicks {
+            busy: at(0) + at(1) + at(2) + at(5) + at(6),
+            idle: at(3) + at(4),
+            steal: at(7),
+            cpus,
+        })
+    }
+
+    fn now() -> MachineTicks {
+        std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|s| MachineTicks::parse(&s))
+            .unwrap_or_default()
+    }
+
+    /// How many of the machine's CPUs were busy, idle and stolen, on
+    /// average, between `earlier` and `self`; `None` if nothing was counted.
+    fn cores_since(&self, earlier: &MachineTicks) -> Option<MachineCores> {
+        let busy = self.busy.checked_sub(earlier.busy)? as f64;
+        let idle = self.idle.checked_sub(earlier.idle)? as f64;
+        let steal = self.steal.checked_sub(earlier.steal)? as f64;
+        let all = busy + idle + steal;
+        if all == 0.0 || self.cpus == 0 {
+            return None;
+        }
+        let cores = |t: f64| t / all * self.cpus as f64;
+        Some(MachineCores {
+            busy: cores(busy),
+            idle: cores(idle),
+            stolen: cores(steal),
+            cpus: self.cpus,
+        })
+    }
+}
+
+/// The machine's CPUs over a phase, as average counts of cores: whether a
+/// phase was short of CPU (nothing idle), of something else (idle cores),
+/// or of a hypervisor's share (stolen).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MachineCores {
+    pub busy: f64,
+    pub idle: f64,
+    pub stolen: f64,
+    pub cpus: usize,
 }
 
 /// Ticks per second of `/proc`'s utime and stime (USER_HZ, 100 on Linux).
@@ -56,7 +135,10 @@ fn vmstat(name: &str) -> u64 {
 
 impl CpuSnapshot {
     pub fn now() -> CpuSnapshot {
-        let mut snap = CpuSnapshot::default();
+        let mut snap = CpuSnapshot {
+            machine: MachineTicks::now(),
+            ..CpuSnapshot::default()
+        };
         let Some(stat) = std::fs::read_to_string("/proc/self/stat").ok() else {
             return snap;
         };
@@ -106,6 +188,7 @@ impl CpuSnapshot {
             by_thread,
             minor_faults: per_item(self.minor_faults.saturating_sub(earlier.minor_faults)),
             huge_faults: per_item(self.huge_faults.saturating_sub(earlier.huge_faults)),
+            machine: self.machine.cores_since(&earlier.machine),
         }
     }
 }
@@ -120,6 +203,8 @@ pub struct CpuPerItem {
     pub minor_faults: f64,
     /// Huge pages faulted in per item (machine-wide, see [`CpuSnapshot`]).
     pub huge_faults: f64,
+    /// The whole machine's CPUs over the phase (`None` without `/proc/stat`).
+    pub machine: Option<MachineCores>,
 }
 
 impl CpuPerItem {
@@ -132,7 +217,8 @@ impl CpuPerItem {
 }
 
 impl std::fmt::Display for CpuPerItem {
-    /// `21.3 µs CPU (tokio-runtime-w 9.8, lapor-store-wri 9.1, …)`; without
+    /// `21.3 µs CPU (tokio-runtime-w 9.8, lapor-store-wri 9.1, …); 1.0 KiB
+    /// fresh memory; machine 1.92 of 2 cores busy, 0.00 stolen`; without
     /// `/proc`, says it was not measured.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.by_thread.is_empty() && self.total_us == 0.0 {
@@ -149,7 +235,15 @@ impl std::fmt::Display for CpuPerItem {
             self.total_us,
             parts.join(", "),
             self.fresh_kib()
-        )
+        )?;
+        if let Some(m) = &self.machine {
+            write!(
+                f,
+                "; machine {:.2} of {} cores busy, {:.2} stolen",
+                m.busy, m.cpus, m.stolen
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -173,6 +267,63 @@ mod tests {
             ..CpuPerItem::default()
         };
         assert_eq!(phase.fresh_kib(), 2.0 * 4.0 + 2048.0);
+    }
+
+    const PROC_STAT: &str = "cpu  700 10 200 1000 50 5 15 20 0 0\n\
+        cpu0 350 5 100 500 25 3 7 10 0 0\n\
+        cpu1 350 5 100 500 25 2 8 10 0 0\n\
+        intr 12345 0 0\n\
+        ctxt 999\n";
+
+    #[test]
+    fn the_machines_summary_line_is_folded_into_busy_idle_and_stolen() {
+        let ticks = MachineTicks::parse(PROC_STAT).expect("summary line");
+        assert_eq!(
+            ticks,
+            MachineTicks {
+                busy: 700 + 10 + 200 + 5 + 15,
+                idle: 1000 + 50,
+                steal: 20,
+                cpus: 2,
+            }
+        );
+        assert_eq!(MachineTicks::parse("intr 1 2 3\n"), None);
+    }
+
+    #[test]
+    fn a_phase_reports_the_cores_busy_idle_and_stolen_out_of_all() {
+        let before = MachineTicks {
+            busy: 1000,
+            idle: 500,
+            steal: 0,
+            cpus: 2,
+        };
+        // 100 ticks in all over the phase: 75 busy, 20 idle, 5 stolen.
+        let after = MachineTicks {
+            busy: 1075,
+            idle: 520,
+            steal: 5,
+            cpus: 2,
+        };
+        let cores = after.cores_since(&before).expect("ticks passed");
+        assert!((cores.busy - 1.5).abs() < 1e-9, "{cores:?}");
+        assert!((cores.idle - 0.4).abs() < 1e-9, "{cores:?}");
+        assert!((cores.stolen - 0.1).abs() < 1e-9, "{cores:?}");
+        // No ticks, or a counter that went back: nothing to report.
+        assert_eq!(after.cores_since(&after), None);
+        assert_eq!(before.cores_since(&after), None);
+        let phase = CpuPerItem {
+            total_us: 2.0,
+            by_thread: vec![("w".into(), 2.0)],
+            machine: Some(cores),
+            ..CpuPerItem::default()
+        };
+        assert!(
+            phase
+                .to_string()
+                .ends_with("; machine 1.50 of 2 cores busy, 0.10 stolen"),
+            "{phase}"
+        );
     }
 
     #[test]

@@ -506,6 +506,18 @@ async fn main() -> anyhow::Result<()> {
     let two_hop_cpu = median(runs.iter().map(|r| r.two_hop_cpu.total_us));
     let one_hop_fresh = median(runs.iter().map(|r| r.one_hop_cpu.fresh_kib()));
     let two_hop_fresh = median(runs.iter().map(|r| r.two_hop_cpu.fresh_kib()));
+    // Of the machine's cores, how many were busy in each drain, every
+    // process and kernel thread included: near all of them means the drain
+    // was short of CPU, not waiting on the disk or the other side.
+    let busy = |of: fn(&Run) -> &CpuPerItem| {
+        let cores: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| of(r).machine.map(|m| m.busy))
+            .collect();
+        (!cores.is_empty()).then(|| (median(cores) * 100.0).round() / 100.0)
+    };
+    let one_hop_busy = busy(|r| &r.one_hop_cpu);
+    let two_hop_busy = busy(|r| &r.two_hop_cpu);
     let naive = args.naive as f64 / naive_s;
     let wire_per = median(runs.iter().map(|r| r.wire_bytes as f64 / n));
     eprintln!(
@@ -538,6 +550,8 @@ async fn main() -> anyhow::Result<()> {
             "two_hop_cpu_us_per_complaint": (two_hop_cpu * 10.0).round() / 10.0,
             "one_hop_fresh_kib_per_complaint": (one_hop_fresh * 10.0).round() / 10.0,
             "two_hop_fresh_kib_per_complaint": (two_hop_fresh * 10.0).round() / 10.0,
+            "one_hop_machine_busy_cores": one_hop_busy,
+            "two_hop_machine_busy_cores": two_hop_busy,
             "runs": runs.len(),
             "with_reporter_share": (with_reporter as f64 / n * 100.0).round() / 100.0,
         })
