@@ -80,7 +80,6 @@ impl MachineTicks {
         let cores = |t: f64| t / all * self.cpus as f64;
         Some(MachineCores {
             busy: cores(busy),
-            idle: cores(idle),
             stolen: cores(steal),
             cpus: self.cpus,
         })
@@ -93,9 +92,15 @@ impl MachineTicks {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MachineCores {
     pub busy: f64,
-    pub idle: f64,
     pub stolen: f64,
     pub cpus: usize,
+}
+
+impl MachineCores {
+    /// Cores with nothing to run: what neither work nor the hypervisor took.
+    pub fn idle(&self) -> f64 {
+        self.cpus as f64 - self.busy - self.stolen
+    }
 }
 
 /// Ticks per second of `/proc`'s utime and stime (USER_HZ, 100 on Linux).
@@ -307,7 +312,7 @@ mod tests {
         };
         let cores = after.cores_since(&before).expect("ticks passed");
         assert!((cores.busy - 1.5).abs() < 1e-9, "{cores:?}");
-        assert!((cores.idle - 0.4).abs() < 1e-9, "{cores:?}");
+        assert!((cores.idle() - 0.4).abs() < 1e-9, "{cores:?}");
         assert!((cores.stolen - 0.1).abs() < 1e-9, "{cores:?}");
         // No ticks, or a counter that went back: nothing to report.
         assert_eq!(after.cores_since(&after), None);

@@ -283,6 +283,15 @@ pub(super) fn cursors(
     Ok(out)
 }
 
+/// Turns a column of row `seq` that did not read as its type into
+/// [`StoreError::Corrupt`], naming the column.
+fn corrupt_column<E: std::fmt::Display>(seq: Seq, name: &'static str) -> impl Fn(E) -> StoreError {
+    move |e| StoreError::Corrupt {
+        seq: seq.0 as i64,
+        reason: format!("{name}: {e}"),
+    }
+}
+
 pub(super) fn event_run(
     conn: &Connection,
     key: &SiteKey,
@@ -329,16 +338,10 @@ pub(super) fn event_run(
     let exclude = req.exclude_from.as_ref().map(SiteCode::as_str);
     while let Some(row) = rows.next()? {
         let seq = Seq(row.get::<_, i64>(0)? as u64);
-        let column = |name: &'static str| {
-            move |e: rusqlite::types::FromSqlError| StoreError::Corrupt {
-                seq: seq.0 as i64,
-                reason: format!("{name}: {e}"),
-            }
-        };
         let from = row
             .get_ref(2)?
             .as_str_or_null()
-            .map_err(column("received_from"))?;
+            .map_err(corrupt_column(seq, "received_from"))?;
         if from.is_some() && from == exclude {
             // Skipped events still advance the run, so the cursor moves past them.
             run.through = seq;
@@ -347,18 +350,21 @@ pub(super) fn event_run(
         // Framed where it is read, from SQLite's own copy of the row: one
         // buffer for the run, not one per event.
         let mark = run.framed.len();
-        let payload = row.get_ref(1)?.as_blob().map_err(column("payload"))?;
+        let payload = row
+            .get_ref(1)?
+            .as_blob()
+            .map_err(corrupt_column(seq, "payload"))?;
         let identity = row
             .get_ref(4)?
             .as_blob_or_null()
-            .map_err(column("identity"))?;
+            .map_err(corrupt_column(seq, "identity"))?;
         let at = match identity {
             Some(sealed) => {
-                let id = row.get_ref(3)?.as_blob().map_err(column("event id"))?;
-                let id = uuid::Uuid::from_slice(id).map_err(|e| StoreError::Corrupt {
-                    seq: seq.0 as i64,
-                    reason: format!("event id: {e}"),
-                })?;
+                let id = row
+                    .get_ref(3)?
+                    .as_blob()
+                    .map_err(corrupt_column(seq, "event id"))?;
+                let id = uuid::Uuid::from_slice(id).map_err(corrupt_column(seq, "event id"))?;
                 identity::attach_framed(
                     key,
                     seq.0 as i64,
